@@ -1,0 +1,1 @@
+"""Command-line evaluation and reporting: ``python -m eval ...``."""

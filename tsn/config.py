@@ -1,0 +1,332 @@
+"""Configs as data: YAML files parsed into typed dataclasses.
+
+A config file may name a ``base`` file (or a list of them, paths relative to
+the file) whose keys it overrides; ``--set a.b=value`` overrides any key
+after that. Parsing checks every key and type and stops with one line naming
+the key and what is valid. The resolved config (``to_yaml``) is saved with
+every run and reproduces it alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+
+import yaml
+
+from tsn.errors import ConfigError
+
+
+@dataclass
+class CodeConfig:
+    kind: str = "orthogonal"  # orthogonal | onehot | gaussian | file
+    dim: int = 100
+    seed: int = 0
+    path: str | None = None
+    learnable: bool = False
+
+
+@dataclass
+class EmbeddingConfig:
+    n_fc: int = 8
+    width: int | None = None  # None: the code dimension
+    equalized: bool = True
+
+
+@dataclass
+class ModelConfig:
+    name: str = "tsn"  # tsn | task_in | task_bn | multi_decoder | single_task | rcm
+    encoder: str = "resnet18"
+    encoder_width: int = 64  # 64 = torchvision's ResNet; smaller for CPU-sized runs
+    pretrained: bool | str = False
+    skip_widths: list[int] = field(default_factory=lambda: [64, 64, 128, 256, 512])
+    up_widths: list[int] = field(default_factory=lambda: [512, 256, 256, 128, 64])
+    head: str = "mean"  # mean (the release's) | slice
+    head_width: int | None = None  # mean head: shared output width (None: widest task)
+    act: str | None = None  # None: leaky_relu for shared decoders, relu for per-task ones
+    code: CodeConfig = field(default_factory=CodeConfig)
+    embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)
+
+
+@dataclass
+class DataConfig:
+    name: str = "synthetic"
+    root: str | None = None
+    tasks: list[str] = field(default_factory=lambda: ["edge", "semseg", "parts", "normals", "sal"])
+    size: int | list[int] = 128
+    train_split: str = "train"
+    val_split: str = "val"
+    test_split: str = "test"
+    augment: bool = True
+    label_drop: float | dict[str, float] = 0.0
+    label_drop_seed: int = 0
+    num_workers: int = 0
+    options: dict[str, Any] = field(default_factory=dict)  # dataset-specific (e.g. synthetic length)
+
+
+@dataclass
+class LossConfig:
+    weights: dict[str, float] = field(default_factory=dict)  # missing task: 1.0
+    edge_pos_weight: float = 0.95
+    weighting: str = "fixed"  # fixed | uncertainty | dwa | gradnorm
+    weighting_options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class OptimConfig:
+    name: Literal["adam", "adamw", "sgd"] = "adam"
+    lr: float = 1e-4
+    encoder_lr: float | None = None  # None: same as lr (the release: 1e-6)
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    schedule: Literal["plateau", "poly", "cosine", "none"] = "plateau"
+    warmup_epochs: int = 0
+    plateau_factor: float = 0.5
+    plateau_patience: int = 10
+    poly_power: float = 0.9
+    min_lr: float = 0.0
+    clip_grad: float | None = None
+    weighting_lr: float = 1e-3
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 16
+    sampling: Literal["paper", "all", "random"] = "paper"
+    seed: int = 0
+    val_every: int = 1
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    amp: bool | None = None  # None: bf16 autocast on CUDA, off on CPU
+    channels_last: bool = False
+    compile: bool = False
+    deterministic: bool = False
+    log_every: int = 10
+    images_every_val: int = 4  # prediction images written to TensorBoard per validation
+    tag_every: int = 0  # >0: record TAG inter-task affinities every k steps
+    tag_lr: float | None = None
+
+
+@dataclass
+class EvalConfig:
+    batch_size: int = 16
+    single_task: str | None = None  # run dir or metrics.json of single-task references (for delta_m)
+    select_metric: str | None = None  # "task/metric" for best.pt when no single-task refs; None: first task headline
+    sal_headline: Literal["a", "b"] = "a"
+    edge_thresholds: int = 99
+    val_edge_thresholds: int = 9  # coarser edge evaluation during training-time validation
+    edge_max_dist: float | None = None  # None: the dataset's
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    name: str = ""  # a label for tables; empty: the config file's stem
+
+
+# ---------------------------------------------------------------- parsing
+
+
+def _type_name(tp: Any) -> str:
+    origin = get_origin(tp)
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in get_args(tp))
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in get_args(tp))
+    if origin in (list, dict):
+        return f"{origin.__name__}[{', '.join(_type_name(a) for a in get_args(tp))}]"
+    if tp is type(None):
+        return "null"
+    if tp is Any:
+        return "any"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(tp: Any, value: Any, key: str) -> Any:
+    origin = get_origin(tp)
+    if tp is Any:
+        return value
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, key + ".")
+    if origin in (Union, types.UnionType):
+        for arg in get_args(tp):
+            try:
+                return _coerce(arg, value, key)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+    if origin is Literal:
+        if value in get_args(tp):
+            return value
+        raise ConfigError(f"{key}: {value!r} is not valid; valid: {', '.join(map(str, get_args(tp)))}")
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        (arg,) = get_args(tp)
+        return [_coerce(arg, v, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        _, arg = get_args(tp)
+        return {str(k): _coerce(arg, v, f"{key}.{k}") for k, v in value.items()}
+    if tp is type(None):
+        if value is None:
+            return None
+    elif tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+
+
+def from_dict(cls: type, data: Any, prefix: str = "") -> Any:
+    """Build dataclass ``cls`` from a mapping, rejecting unknown keys and wrong types."""
+    where = prefix.rstrip(".") or "config"
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {data!r}")
+    hints = get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in data.items():
+        if key not in names:
+            raise ConfigError(f"unknown config key {prefix}{key}; valid keys here: {', '.join(names)}")
+        kwargs[key] = _coerce(hints[key], value, prefix + key)
+    return cls(**kwargs)
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def load_yaml_with_bases(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
+    """Read a YAML config, resolving ``base:`` includes (relative to the file)."""
+    p = Path(path).expanduser().resolve()
+    if not p.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    if p in _seen:
+        raise ConfigError(f"config base files include each other: {' -> '.join(map(str, _seen + (p,)))}")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{p} is not valid YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p} must hold a mapping of config keys")
+    bases = data.pop("base", None)
+    if bases is None:
+        return data
+    merged: dict = {}
+    for b in [bases] if isinstance(bases, str) else bases:
+        merged = _merge(merged, load_yaml_with_bases(p.parent / b, _seen + (p,)))
+    return _merge(merged, data)
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    if "=" not in item:
+        raise ConfigError(f"--set expects key=value (for example train.epochs=5), got {item!r}")
+    key, raw = item.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw != "" else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.strip().split("."), value
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    data = _merge({}, data)
+    for item in overrides:
+        keys, value = parse_override(item)
+        node = data
+        for k in keys[:-1]:
+            nxt = node.get(k)
+            if nxt is None:
+                nxt = node[k] = {}
+            if not isinstance(nxt, dict):
+                raise ConfigError(f"--set {item}: {k} is not a section")
+            node = nxt
+        node[keys[-1]] = value
+    return data
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None, data: dict | None = None) -> Config:
+    """Load, override, parse and validate a config."""
+    raw = load_yaml_with_bases(path) if path is not None else dict(data or {})
+    raw = apply_overrides(raw, overrides or [])
+    cfg = from_dict(Config, raw)
+    if not cfg.name and path is not None:
+        cfg.name = Path(path).stem
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: Config) -> None:
+    """Check every name against its registry, so errors come before any work."""
+    from tsn import data as tsn_data
+    from tsn.codes import CODES
+    from tsn.models.encoders import ENCODERS
+    from tsn.models.heads import HEAD_KINDS
+    from tsn.models.registry import MODELS
+    from tsn.nn.blocks import ACTIVATIONS
+    from tsn.tasks import check_tasks
+    from tsn.weighting import WEIGHTINGS
+
+    MODELS.get(cfg.model.name)
+    ENCODERS.get(cfg.model.encoder)
+    CODES.get(cfg.model.code.kind)
+    if cfg.model.head not in HEAD_KINDS:
+        raise ConfigError(f"model.head: {cfg.model.head!r} is not valid; valid: {', '.join(HEAD_KINDS)}")
+    if cfg.model.act is not None and cfg.model.act not in ACTIVATIONS:
+        raise ConfigError(f"model.act: {cfg.model.act!r} is not valid; valid: {', '.join(ACTIVATIONS)}")
+    for key in ("skip_widths", "up_widths"):
+        w = getattr(cfg.model, key)
+        if len(w) != 5 or min(w) < 1:
+            raise ConfigError(f"model.{key} must list 5 positive widths, got {w}")
+    tasks = check_tasks(cfg.data.tasks)
+    info = tsn_data.dataset_info(cfg.data.name)
+    missing = [t for t in tasks if t not in info.tasks]
+    if missing:
+        raise ConfigError(f"data.tasks: dataset {cfg.data.name!r} has no {', '.join(missing)}; it has {', '.join(info.tasks)}")
+    for t in list(cfg.loss.weights):
+        if t not in tasks:
+            raise ConfigError(f"loss.weights.{t}: {t!r} is not in data.tasks ({', '.join(tasks)})")
+    WEIGHTINGS.get(cfg.loss.weighting)
+    for key in ("epochs", "batch_size", "val_every"):
+        if getattr(cfg.train, key) < 1:
+            raise ConfigError(f"train.{key} must be at least 1")
+    if cfg.eval.select_metric is not None and "/" not in cfg.eval.select_metric:
+        raise ConfigError("eval.select_metric must look like task/metric, e.g. semseg/mIoU")
+
+
+def to_dict(cfg: Config) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def to_yaml(cfg: Config) -> str:
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+
+
+__all__ = [
+    "CodeConfig", "Config", "DataConfig", "EmbeddingConfig", "EvalConfig", "LossConfig", "ModelConfig",
+    "OptimConfig", "TrainConfig", "apply_overrides", "from_dict", "load_config", "to_dict", "to_yaml",
+]
