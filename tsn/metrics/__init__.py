@@ -1,0 +1,102 @@
+"""Streaming evaluation metrics per task, and the multi-task measure delta_m.
+
+``build_metric(task, **opts)`` builds one metric; ``MultiTaskMetrics(tasks,
+**opts)`` holds one per task. Options are shared by name across tasks and each
+metric takes the ones its constructor knows (``num_classes``, ``ignore_index``,
+``absent_class``, ``bin_deg``, ``sal_headline``, ``edge_max_dist``,
+``thresholds``, ``nms``, ``thin``, ``thin_gt``, ``quantize``, ``workers``);
+an option no metric knows is a :class:`~tsn.errors.ConfigError`.
+``num_classes`` may be an int or a dict keyed by task.
+
+See docs/METRICS.md for every protocol choice and every difference from the
+reference (MATLAB / ASTMT / MTL-PyTorch) evaluation.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterable
+
+from torch import Tensor
+
+from tsn.errors import ConfigError
+from tsn.metrics import depth as _depth  # noqa: F401  (registers)
+from tsn.metrics import edge as _edge  # noqa: F401
+from tsn.metrics import normals as _normals  # noqa: F401
+from tsn.metrics import saliency as _saliency  # noqa: F401
+from tsn.metrics import segmentation as _segmentation  # noqa: F401
+from tsn.metrics.base import METRICS, Metric
+from tsn.metrics.multitask import HEADLINE, delta_m, higher_is_better
+from tsn.tasks import check_tasks
+
+
+def _accepted(cls: type) -> set[str]:
+    return {p for p in inspect.signature(cls.__init__).parameters if p != "self"}
+
+
+def _known_options() -> set[str]:
+    return set().union(*(_accepted(METRICS.get(n)) for n in METRICS.names()))
+
+
+def build_metric(task: str, **opts) -> Metric:
+    """A fresh metric for ``task``; options meant for other tasks are ignored."""
+    cls = METRICS.get(task)
+    unknown = sorted(set(opts) - _known_options())
+    if unknown:
+        raise ConfigError(
+            f"unknown metric option(s) {', '.join(unknown)}; valid: {', '.join(sorted(_known_options()))}"
+        )
+    kwargs = {k: v for k, v in opts.items() if k in _accepted(cls)}
+    if isinstance(kwargs.get("num_classes"), dict):
+        kwargs["num_classes"] = kwargs["num_classes"].get(task)
+    return cls(**kwargs)
+
+
+class MultiTaskMetrics:
+    """One streaming metric per task, updated from prediction / label dicts."""
+
+    def __init__(self, tasks: Iterable[str], **opts) -> None:
+        self.tasks = check_tasks(list(tasks))
+        self.metrics: dict[str, Metric] = {t: build_metric(t, **opts) for t in self.tasks}
+
+    def update(self, preds: dict[str, Tensor], targets: dict[str, Tensor]) -> None:
+        """Update every task that has both a prediction and a label in this batch."""
+        for t, m in self.metrics.items():
+            if t in preds and t in targets:
+                m.update(preds[t], targets[t])
+
+    def compute(self) -> dict[str, dict[str, float]]:
+        return {t: m.compute() for t, m in self.metrics.items()}
+
+    def reset(self) -> None:
+        for m in self.metrics.values():
+            m.reset()
+
+    def merge(self, other: "MultiTaskMetrics") -> "MultiTaskMetrics":
+        if other.tasks != self.tasks:
+            raise ValueError(f"cannot merge metrics for {other.tasks} into {self.tasks}")
+        for t in self.tasks:
+            self.metrics[t].merge(other.metrics[t])
+        return self
+
+    def all_reduce(self) -> None:
+        for m in self.metrics.values():
+            m.all_reduce()
+
+    def state(self) -> dict[str, dict[str, Tensor]]:
+        return {t: m.state() for t, m in self.metrics.items()}
+
+    def load_state(self, state: dict[str, dict[str, Tensor]]) -> None:
+        for t, m in self.metrics.items():
+            m.load_state(state[t])
+
+
+__all__ = [
+    "HEADLINE",
+    "METRICS",
+    "Metric",
+    "MultiTaskMetrics",
+    "build_metric",
+    "delta_m",
+    "higher_is_better",
+]
