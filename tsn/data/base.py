@@ -1,0 +1,219 @@
+"""What every dataset shares: its description, the registry, the sample
+pipeline (load -> joint transforms -> normalise -> label drop) and collation.
+
+A sample is a dict keyed by task plus ``image`` and ``meta``; only the
+requested tasks are present. Label formats follow :mod:`tsn.tasks`; the
+"no label" values are 255 for class maps and for the binary maps (edge, sal:
+the losses and the community treat 255 there as unlabelled) and the zero
+vector / zero for normals / depth.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from tsn.errors import ConfigError
+from tsn.registry import Registry
+from tsn.tasks import IGNORE_INDEX, check_tasks
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+SPLIT_NAMES = ("train", "val", "test")
+
+DATASETS: Registry = Registry("dataset")
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """Static facts about a dataset that models, losses and metrics need."""
+
+    name: str
+    tasks: tuple[str, ...]
+    splits: tuple[str, ...]
+    num_classes: dict[str, int]  # semseg / parts output channels
+    class_names: dict[str, tuple[str, ...]]
+    edge_max_dist: float  # BSDS matching tolerance as a fraction of the image diagonal
+    edge_pos_weight: float  # positive weight of the balanced edge BCE
+    default_size: tuple[int, int] | None
+    description: str = ""
+    url: str = ""
+    notes: dict[str, str] = field(default_factory=dict)
+
+
+def parse_size(size: Any) -> tuple[int, int] | None:
+    if size is None or (isinstance(size, str) and size.lower() in ("original", "native", "none")):
+        return None
+    if isinstance(size, int):
+        size = (size, size)
+    try:
+        h, w = (int(s) for s in size)
+    except (TypeError, ValueError):
+        raise ConfigError(f"size must be an int or (height, width), got {size!r}") from None
+    if h < 8 or w < 8:
+        raise ConfigError(f"size must be at least 8x8, got {h}x{w}")
+    return h, w
+
+
+def invalid_label(task: str, like: torch.Tensor) -> torch.Tensor:
+    """The all-unlabelled version of a label tensor (same shape and dtype)."""
+    if task in ("semseg", "parts", "edge", "sal"):
+        return torch.full_like(like, IGNORE_INDEX)
+    return torch.zeros_like(like)
+
+
+def drop_indices(n: int, fraction: float, seed: int, task: str) -> frozenset[int]:
+    """Exactly round(fraction * n) indices, chosen per task from ``seed`` (stable across runs)."""
+    if not 0.0 <= fraction <= 1.0:
+        raise ConfigError(f"label_drop for {task} must be in [0, 1], got {fraction}")
+    k = int(round(fraction * n))
+    if k == 0:
+        return frozenset()
+    rng = np.random.default_rng([int(seed), zlib.crc32(task.encode())])
+    return frozenset(int(i) for i in rng.permutation(n)[:k])
+
+
+class MultiTaskDataset(Dataset):
+    """Base class: subclasses set ``info`` and implement ``__len__`` and ``load``.
+
+    ``load(index)`` returns the unaugmented sample: ``image`` float [3,H,W] in
+    [0, 1], labels in their final format, and ``meta``. The transform then
+    changes geometry and photometry jointly, the image is normalised with the
+    ImageNet statistics, and dropped labels are blanked.
+    """
+
+    info: ClassVar[DatasetInfo]
+    OPTIONS: ClassVar[tuple[str, ...]] = ()  # dataset-specific keyword options
+
+    def __init__(
+        self,
+        split: str,
+        tasks,
+        size=None,
+        augment: bool = False,
+        label_drop: float | dict[str, float] = 0.0,
+        label_drop_seed: int = 0,
+        transform=None,
+        scale_range: tuple[float, float] = (0.5, 2.0),
+        jitter: bool = True,
+        eval_resize: str = "pad",
+    ) -> None:
+        from tsn.data import transforms as T
+
+        self.split = split
+        self.tasks = tuple(tasks)
+        self.size = parse_size(size)
+        self.augment = bool(augment)
+        if eval_resize not in ("pad", "resize"):
+            raise ConfigError(f"eval_resize must be 'pad' or 'resize', got {eval_resize!r}")
+        if transform is None:
+            transform = T.default_transform(
+                train=self.augment,
+                size=self.size,
+                scale_range=scale_range,
+                jitter=jitter,
+                eval_resize=eval_resize,
+                native_size=self.native_size(),
+            )
+        self.transform = transform
+        self._label_drop = label_drop
+        self._label_drop_seed = label_drop_seed
+        self._dropped: dict[str, frozenset[int]] | None = None
+
+    def native_size(self) -> tuple[int, int] | None:
+        """The size every raw sample already has (None when images vary)."""
+        return None
+
+    # -- to implement
+    def __len__(self) -> int:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def load(self, index: int) -> dict[str, Any]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # -- pipeline
+    def dropped(self) -> dict[str, frozenset[int]]:
+        """Per task, the sample indices whose label is withheld (partial-label setting)."""
+        if self._dropped is None:
+            drop = self._label_drop
+            if isinstance(drop, dict):
+                bad = sorted(set(drop) - set(self.tasks))
+                if bad:
+                    raise ConfigError(f"label_drop names task(s) not loaded: {', '.join(bad)}; loaded: {', '.join(self.tasks)}")
+                fractions = {t: float(drop.get(t, 0.0)) for t in self.tasks}
+            else:
+                fractions = {t: float(drop or 0.0) for t in self.tasks}
+            self._dropped = {t: drop_indices(len(self), f, self._label_drop_seed, t) for t, f in fractions.items()}
+        return self._dropped
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for {self.info.name}/{self.split} of length {len(self)}")
+        sample = self.load(index)
+        sample = self.transform(sample)
+        mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+        std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+        sample["image"] = (sample["image"] - mean) / std
+        dropped = [t for t, idx in self.dropped().items() if index in idx]
+        for t in dropped:
+            sample[t] = invalid_label(t, sample[t])
+        sample["meta"]["dropped"] = dropped
+        return sample
+
+
+def collate(batch: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stack every tensor key; keep ``meta`` as a list of dicts."""
+    if not batch:
+        raise ValueError("cannot collate an empty batch")
+    out: dict[str, Any] = {}
+    for key in batch[0]:
+        if key == "meta":
+            out["meta"] = [s["meta"] for s in batch]
+            continue
+        try:
+            out[key] = torch.stack([s[key] for s in batch])
+        except RuntimeError as e:
+            shapes = sorted({tuple(s[key].shape) for s in batch})
+            raise ConfigError(
+                f"cannot batch {key!r} of different shapes {shapes}; give the dataset a size or use batch size 1"
+            ) from e
+    return out
+
+
+def build_dataset(name: str, root=None, split: str = "train", tasks=None, size=None, **options) -> MultiTaskDataset:
+    """Build a registered dataset by name; bad names, tasks, splits or options raise ConfigError.
+
+    ``size`` None means the dataset's default size; ``"original"`` keeps each
+    image's own size (batch size 1 then, for datasets whose sizes vary).
+    """
+    cls = DATASETS.get(name)
+    info: DatasetInfo = cls.info
+    tasks = list(info.tasks) if tasks is None else list(tasks)
+    check_tasks(tasks)
+    missing = [t for t in tasks if t not in info.tasks]
+    if missing:
+        raise ConfigError(f"dataset {name!r} has no task(s) {', '.join(missing)}; available: {', '.join(info.tasks)}")
+    if split not in info.splits:
+        raise ConfigError(f"dataset {name!r} has no split {split!r}; valid: {', '.join(info.splits)}")
+    common = ("augment", "label_drop", "label_drop_seed", "transform", "scale_range", "jitter", "eval_resize")
+    valid = set(common) | set(cls.OPTIONS)
+    unknown = sorted(set(options) - valid)
+    if unknown:
+        raise ConfigError(f"unknown option(s) for dataset {name!r}: {', '.join(unknown)}; valid: {', '.join(sorted(valid))}")
+    if size is None:
+        size = info.default_size
+    size = parse_size(size)
+    return cls(root=root, split=split, tasks=tasks, size=size, **options)
+
+
+def list_datasets() -> list[str]:
+    return DATASETS.names()
+
+
+def dataset_info(name: str) -> DatasetInfo:
+    return DATASETS.get(name).info

@@ -1,0 +1,261 @@
+"""Joint transforms on sample dicts, keeping every label consistent with the image.
+
+They act on the unnormalised sample (``image`` float [3,H,W] in [0,1]; labels
+in their final format) and draw randomness from torch's global generator, so a
+DataLoader worker seed makes them reproducible. Geometry rules:
+
+- images are resampled bilinearly, labels by nearest neighbour (pixel-centre
+  exact), so class ids, unit normals and {0,1} maps stay valid;
+- a horizontal flip mirrors the x axis, so normals' x component changes sign;
+- zooming in by a factor s brings the scene s times closer: depth / s
+  (normals unchanged); a plain resize for evaluation leaves depth alone;
+- padding uses each label's "no label" value (255 for classes, edge and sal;
+  zero for normals and depth; the ImageNet mean for the image, which
+  normalises to zero).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from tsn.data.base import IMAGENET_MEAN
+
+LABEL_KEYS = ("edge", "semseg", "parts", "normals", "sal", "depth")
+PAD_VALUE = {"semseg": 255, "parts": 255, "edge": 255.0, "sal": 255.0, "normals": 0.0, "depth": 0.0}
+
+
+def _rand() -> float:
+    return float(torch.rand(()))
+
+
+def _uniform(lo: float, hi: float) -> float:
+    return lo + (hi - lo) * _rand()
+
+
+def _hw(sample) -> tuple[int, int]:
+    return tuple(sample["image"].shape[-2:])
+
+
+def _resize_label(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    if x.dim() == 2:  # class map [H,W]
+        y = F.interpolate(x[None, None].float(), size=size, mode="nearest-exact")[0, 0]
+        return y.to(x.dtype)
+    return F.interpolate(x[None], size=size, mode="nearest-exact")[0]
+
+
+def _resize_image(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    down = size[0] < x.shape[-2] or size[1] < x.shape[-1]
+    return F.interpolate(x[None], size=size, mode="bilinear", align_corners=False, antialias=down)[0].clamp(0, 1)
+
+
+def resize(sample: dict[str, Any], size: tuple[int, int], depth_scale: float = 1.0) -> dict[str, Any]:
+    """Resample image and labels to ``size``; depth is divided by ``depth_scale``."""
+    out = dict(sample)
+    out["image"] = _resize_image(sample["image"], size)
+    for k in LABEL_KEYS:
+        if k in sample:
+            out[k] = _resize_label(sample[k], size)
+    if "depth" in out and depth_scale != 1.0:
+        out["depth"] = out["depth"] / depth_scale
+    return out
+
+
+def pad(sample: dict[str, Any], size: tuple[int, int]) -> dict[str, Any]:
+    """Pad bottom/right to at least ``size`` with the no-label values."""
+    h, w = _hw(sample)
+    ph, pw = max(size[0] - h, 0), max(size[1] - w, 0)
+    if ph == 0 and pw == 0:
+        return sample
+    out = dict(sample)
+    img = sample["image"]
+    canvas = torch.tensor(IMAGENET_MEAN, dtype=img.dtype).view(3, 1, 1).expand(3, h + ph, w + pw).clone()
+    canvas[:, :h, :w] = img
+    out["image"] = canvas
+    for k in LABEL_KEYS:
+        if k in sample:
+            x = sample[k]
+            y = torch.full((*x.shape[:-2], h + ph, w + pw), PAD_VALUE[k], dtype=x.dtype)
+            y[..., :h, :w] = x
+            out[k] = y
+    return out
+
+
+def crop(sample: dict[str, Any], top: int, left: int, size: tuple[int, int]) -> dict[str, Any]:
+    out = dict(sample)
+    for k in ("image", *LABEL_KEYS):
+        if k in sample:
+            out[k] = sample[k][..., top : top + size[0], left : left + size[1]]
+    return out
+
+
+def hflip(sample: dict[str, Any]) -> dict[str, Any]:
+    out = dict(sample)
+    for k in ("image", *LABEL_KEYS):
+        if k in sample:
+            out[k] = sample[k].flip(-1)
+    if "normals" in out:
+        n = out["normals"].clone()
+        n[0] = -n[0]
+        out["normals"] = n
+    return out
+
+
+class Compose:
+    def __init__(self, transforms) -> None:
+        self.transforms = list(transforms)
+
+    def __call__(self, sample):
+        for t in self.transforms:
+            sample = t(sample)
+        return sample
+
+    def __repr__(self) -> str:
+        return f"Compose({self.transforms})"
+
+
+class RandomHorizontalFlip:
+    def __init__(self, p: float = 0.5) -> None:
+        self.p = p
+
+    def __call__(self, sample):
+        return hflip(sample) if _rand() < self.p else sample
+
+    def __repr__(self) -> str:
+        return f"RandomHorizontalFlip({self.p})"
+
+
+class RandomScale:
+    """Zoom by a factor drawn log-uniformly from ``scale_range``; depth / factor."""
+
+    def __init__(self, scale_range=(0.5, 2.0)) -> None:
+        self.lo, self.hi = scale_range
+
+    def __call__(self, sample):
+        s = math.exp(_uniform(math.log(self.lo), math.log(self.hi)))
+        h, w = _hw(sample)
+        size = (max(int(round(h * s)), 1), max(int(round(w * s)), 1))
+        return resize(sample, size, depth_scale=s)
+
+    def __repr__(self) -> str:
+        return f"RandomScale({self.lo}, {self.hi})"
+
+
+class RandomCrop:
+    """Pad to at least ``size`` with no-label values, then crop ``size`` at a random place."""
+
+    def __init__(self, size: tuple[int, int]) -> None:
+        self.size = tuple(size)
+
+    def __call__(self, sample):
+        sample = pad(sample, self.size)
+        h, w = _hw(sample)
+        top = int(torch.randint(0, h - self.size[0] + 1, ()))
+        left = int(torch.randint(0, w - self.size[1] + 1, ()))
+        return crop(sample, top, left, self.size)
+
+    def __repr__(self) -> str:
+        return f"RandomCrop({self.size})"
+
+
+class Resize:
+    """Evaluation resize to exactly ``size`` (labels nearest, depth unchanged)."""
+
+    def __init__(self, size: tuple[int, int]) -> None:
+        self.size = tuple(size)
+
+    def __call__(self, sample):
+        return resize(sample, self.size)
+
+    def __repr__(self) -> str:
+        return f"Resize({self.size})"
+
+
+class FitPad:
+    """Evaluation as the community does it: pad to ``size`` (shrinking first, aspect kept,
+    only if the image is larger). ``meta['valid']`` records the (h, w) of real content."""
+
+    def __init__(self, size: tuple[int, int]) -> None:
+        self.size = tuple(size)
+
+    def __call__(self, sample):
+        h, w = _hw(sample)
+        s = min(self.size[0] / h, self.size[1] / w, 1.0)
+        if s < 1.0:
+            sample = resize(sample, (min(int(round(h * s)), self.size[0]), min(int(round(w * s)), self.size[1])))
+        vh, vw = _hw(sample)
+        sample = pad(sample, self.size)
+        sample["meta"] = {**sample.get("meta", {}), "valid": (vh, vw)}
+        return sample
+
+    def __repr__(self) -> str:
+        return f"FitPad({self.size})"
+
+
+class ColorJitter:
+    """Photometric noise on the image only: brightness, contrast, saturation, hue shift, pixel noise."""
+
+    def __init__(self, brightness=0.25, contrast=0.25, saturation=0.25, hue=0.03, noise=0.02) -> None:
+        self.b, self.c, self.s, self.h, self.n = brightness, contrast, saturation, hue, noise
+
+    def __call__(self, sample):
+        img = sample["image"]
+        img = img * _uniform(1 - self.b, 1 + self.b)
+        grey = (0.299 * img[0] + 0.587 * img[1] + 0.114 * img[2])[None]
+        img = (img - grey.mean()) * _uniform(1 - self.c, 1 + self.c) + grey.mean()
+        grey = (0.299 * img[0] + 0.587 * img[1] + 0.114 * img[2])[None]
+        img = (img - grey) * _uniform(1 - self.s, 1 + self.s) + grey
+        if self.h > 0:  # rotate chroma about the grey axis: a cheap hue shift
+            a = _uniform(-self.h, self.h) * 2 * math.pi
+            cs, sn = math.cos(a), math.sin(a)
+            k = 1 / math.sqrt(3)
+            rot = torch.tensor(
+                [
+                    [cs + (1 - cs) / 3, (1 - cs) / 3 - k * sn, (1 - cs) / 3 + k * sn],
+                    [(1 - cs) / 3 + k * sn, cs + (1 - cs) / 3, (1 - cs) / 3 - k * sn],
+                    [(1 - cs) / 3 - k * sn, (1 - cs) / 3 + k * sn, cs + (1 - cs) / 3],
+                ],
+                dtype=img.dtype,
+            )
+            img = torch.einsum("ij,jhw->ihw", rot, img)
+        if self.n > 0:
+            img = img + torch.randn_like(img) * (self.n * _rand())
+        out = dict(sample)
+        out["image"] = img.clamp(0, 1)
+        return out
+
+    def __repr__(self) -> str:
+        return f"ColorJitter(b={self.b}, c={self.c}, s={self.s}, h={self.h}, noise={self.n})"
+
+
+class Identity:
+    def __call__(self, sample):
+        return sample
+
+    def __repr__(self) -> str:
+        return "Identity()"
+
+
+def default_transform(train: bool, size, scale_range=(0.5, 2.0), jitter=True, eval_resize="pad", native_size=None):
+    """Train: random scale, pad+crop to ``size``, flip, jitter. Eval: pad (or resize) to ``size``.
+
+    Datasets whose images already have ``size`` (the generator) skip the eval step.
+    """
+    if train:
+        steps = [RandomScale(scale_range)]
+        if size is not None:
+            steps.append(RandomCrop(size))
+        steps.append(RandomHorizontalFlip())
+        if jitter:
+            steps.append(ColorJitter())
+        return Compose(steps)
+    if size is None or (native_size is not None and tuple(native_size) == tuple(size)):
+        return Identity()
+    return FitPad(size) if eval_resize == "pad" else Resize(size)
