@@ -107,6 +107,8 @@ class TrainConfig:
     deterministic: bool = False
     log_every: int = 10
     images_every_val: int = 4  # prediction images written to TensorBoard per validation
+    checkpoint_every: int = 0  # >0: also write checkpoints/last.pt every k steps (mid-epoch resume)
+    eval_at_start: bool = False  # validate the untrained model first (history epoch 0)
     tag_every: int = 0  # >0: record TAG inter-task affinities every k steps
     tag_lr: float | None = None
 

@@ -45,5 +45,17 @@ class MultiTaskModel(nn.Module):
         raise NotImplementedError
 
     def shared_parameters(self) -> list[nn.Parameter]:
-        """Parameters shared by all tasks (GradNorm and TAG act on these)."""
+        """Parameters shared by all tasks (TAG's look-ahead acts on these)."""
         return [p for n, p in self.named_parameters() if n.startswith("encoder.") and p.requires_grad]
+
+    def gradnorm_parameters(self) -> list[nn.Parameter]:
+        """The last layer shared by all tasks, whose gradient norms GradNorm balances."""
+        if hasattr(self, "decoder"):  # one shared decoder: its output convolution
+            return [self.decoder.out_conv.weight]
+        enc = getattr(self, "encoder", None)
+        if enc is None:
+            raise ConfigError(f"{type(self).__name__} shares no layer between tasks; gradnorm cannot be used with it")
+        convs = [m.weight for m in enc.layer4.modules() if isinstance(m, nn.Conv2d) and m.weight.requires_grad]
+        if not convs:
+            raise ConfigError(f"{type(self).__name__} has no trainable shared layer; gradnorm cannot be used with it")
+        return [convs[-1]]

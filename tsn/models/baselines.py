@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from torch import Tensor, nn
 
+from tsn.errors import ConfigError
 from tsn.models.base import MultiTaskModel
 from tsn.models.decoders import UNetDecoder
 from tsn.models.encoders import ResNetEncoder
@@ -70,6 +71,9 @@ class SingleTaskNet(MultiTaskModel):
     def shared_parameters(self) -> list[nn.Parameter]:
         return []
 
+    def gradnorm_parameters(self) -> list[nn.Parameter]:
+        raise ConfigError("single_task shares no layer between tasks; gradnorm cannot be used with it")
+
 
 class ModulatedConv(nn.Module):
     """A frozen shared convolution followed by the active task's 1x1 modulator
@@ -124,6 +128,9 @@ class RCMNet(MultiTaskModel):
                     setattr(parent, name, SwitchedBN(child, n, active))
         self.encoder = encoder
         self.decoders, self.heads = nn.ModuleDict(decoders), nn.ModuleDict(heads)
+
+    def gradnorm_parameters(self) -> list[nn.Parameter]:
+        raise ConfigError("rcm trains no layer shared by all tasks (its shared filters are frozen); use another weighting")
 
     def forward_tasks(self, x: Tensor, tasks: list[str], code: Tensor | None = None) -> dict[str, Tensor]:
         out, cond = {}, _single(x)

@@ -21,7 +21,7 @@ NORMS: Registry = Registry("normalisation")
 def _instance_norm(x: Tensor, eps: float = 1e-5) -> Tensor:
     if x.shape[-1] * x.shape[-2] == 1:  # a 1x1 map normalises to 0 (torch refuses it)
         return torch.zeros_like(x)
-    return F.instance_norm(x, eps=eps)
+    return F.group_norm(x, x.shape[1], eps=eps)  # = instance norm, and faster on CPU
 
 
 @NORMS.register("adain")

@@ -1,0 +1,1 @@
+"""Command-line training: ``python -m train CONFIG.yaml``."""

@@ -1,0 +1,86 @@
+"""Evaluation loop: all tasks per batch (stacked decoding), streaming
+metrics reduced across processes, optional per-batch callback (prediction
+images)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from tsn.metrics import MultiTaskMetrics
+
+
+def to_device(batch: dict, device: torch.device, channels_last: bool = False) -> dict:
+    out = {}
+    for k, v in batch.items():
+        if isinstance(v, Tensor):
+            v = v.to(device, non_blocking=True)
+            if channels_last and k == "image":
+                v = v.contiguous(memory_format=torch.channels_last)
+        out[k] = v
+    return out
+
+
+def autocast(device: torch.device, enabled: bool):
+    return torch.autocast(device.type, dtype=torch.bfloat16) if enabled else nullcontext()
+
+
+@dataclass
+class EvalResult:
+    metrics: dict[str, dict[str, float]]
+    losses: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def mean_loss(self) -> float:
+        return sum(self.losses.values()) / max(1, len(self.losses))
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    loader,
+    tasks: list[str],
+    metrics: MultiTaskMetrics,
+    device: torch.device,
+    criterion: nn.Module | None = None,
+    amp: bool = False,
+    channels_last: bool = False,
+    progress: bool = False,
+    on_batch: Callable[[dict, dict[str, Tensor]], None] | None = None,
+) -> EvalResult:
+    from tqdm import tqdm
+
+    was_training = model.training
+    model.eval()
+    metrics.reset()
+    loss_sum = {t: torch.zeros((), dtype=torch.float64) for t in tasks}
+    n = torch.zeros((), dtype=torch.float64)
+    for batch in tqdm(loader, desc="eval", leave=False, disable=not progress, dynamic_ncols=True):
+        batch = to_device(batch, device, channels_last)
+        with autocast(device, amp):
+            preds = model(batch["image"], tasks=tasks)
+        preds = {t: p.float() for t, p in preds.items()}
+        metrics.update(preds, batch)
+        if criterion is not None:
+            bs = batch["image"].shape[0]
+            for t, v in criterion(preds, {t: batch[t] for t in tasks if t in batch}).items():
+                loss_sum[t] += float(v) * bs
+            n += bs
+        if on_batch is not None:
+            on_batch(batch, preds)
+    metrics.all_reduce()
+    losses = {}
+    if criterion is not None:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            vec = torch.stack([*loss_sum.values(), n]).to(device)
+            torch.distributed.all_reduce(vec)
+            vec = vec.cpu()
+            loss_sum = dict(zip(loss_sum, vec[:-1]))
+            n = vec[-1]
+        losses = {t: float(v / n.clamp_min(1)) for t, v in loss_sum.items()}
+    model.train(was_training)
+    return EvalResult(metrics.compute(), losses)
