@@ -105,7 +105,8 @@ def test_scene_content_statistics(scenes):
         persons += (a["semseg"] == PERSON).any()
     assert {1, 2} <= seen and len(seen & set(range(3, 10))) >= 5
     assert 0 < persons < len(scenes)  # both images with and without persons
-    colours = [a["image"].reshape(-1, 3).std(0).mean() for a in scenes]
+    assert scenes[0]["image"].dtype == np.uint8
+    colours = [(a["image"].reshape(-1, 3) / 255).std(0).mean() for a in scenes]
     assert min(colours) > 0.02  # not blank
 
 
@@ -117,7 +118,7 @@ def test_colour_is_independent_of_class():
         for c in means:
             m = a["semseg"] == c
             if m.sum() > 5:
-                means[c].append(a["image"][m].mean(0))
+                means[c].append(a["image"][m].mean(0) / 255)
     per_class = np.array([np.mean(v, 0) for v in means.values() if len(v) >= 3])
     assert per_class.shape[0] >= 4 and np.ptp(per_class, axis=0).max() < 0.35
 

@@ -1,6 +1,6 @@
 """Write a PNG grid of samples with every label map coloured, to look at a dataset.
 
-    python -m tsn.data.preview synthetic --out docs --n 6
+    python -m tsn.data.preview synthetic --out docs/synthetic_preview.png --n 6 --start 6 --scale 2
     python -m tsn.data.preview pascal --root /data/PASCAL_MT --split val --out /tmp
 
 One row per sample: the image, then each task's label (see
@@ -46,7 +46,7 @@ def grid(dataset, indices, scale: int = 1) -> Image.Image:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tsn.data.preview", description=__doc__.splitlines()[0])
     ap.add_argument("name", help="dataset name (synthetic, pascal, nyud)")
-    ap.add_argument("--out", default=".", help="folder for preview_<name>.png")
+    ap.add_argument("--out", default=".", help="folder for preview_<name>.png, or a .png file path")
     ap.add_argument("--root", default=None)
     ap.add_argument("--split", default="train")
     ap.add_argument("--n", type=int, default=6, help="number of samples (rows)")
@@ -64,8 +64,8 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"preview_{args.name}.png"
+    path = out if out.suffix.lower() == ".png" else out / f"preview_{args.name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
     img.save(path)
     print(path)
     return 0

@@ -118,7 +118,7 @@ class SyntheticScenes(MultiTaskDataset):
         else:
             arr = scene_arrays(self.seed, self.split, index, self.size)
             arr = {  # compact but exact storage
-                "image": np.round(arr["image"] * 255).astype(np.uint8),
+                "image": arr["image"],
                 "semseg": arr["semseg"].astype(np.uint8),
                 "parts": arr["parts"].astype(np.uint8),
                 "normals": arr["normals"],
