@@ -42,6 +42,7 @@ class ModelConfig:
     encoder: str = "resnet18"
     encoder_width: int = 64  # 64 = torchvision's ResNet; smaller for CPU-sized runs
     pretrained: bool | str = False
+    encoder_norm: Literal["bn", "frozen_bn"] = "bn"  # frozen_bn: BN as a fixed affine (detectron2's default)
     skip_widths: list[int] = field(default_factory=lambda: [64, 64, 128, 256, 512])
     up_widths: list[int] = field(default_factory=lambda: [512, 256, 256, 128, 64])
     head: str = "mean"  # mean (the release's) | slice

@@ -42,9 +42,12 @@ class EpochSampler(Sampler[int]):
 
     def indices(self) -> list[int]:
         order = self.global_order()
-        if self.drop_last:  # every rank gets the same number of full batches
-            per = (self.n // (self.world * self.batch_size)) * self.batch_size
-            return order[self.rank * per : (self.rank + 1) * per]
+        if self.drop_last:
+            # Global batch k is order[k*B*W : (k+1)*B*W] and rank r takes its r-th
+            # chunk of B, so W processes with batch B see exactly the batches one
+            # process with batch B*W would (incomplete global batches are dropped).
+            b, w = self.batch_size, self.world
+            return [i for k in range(self.n // (b * w)) for i in order[k * b * w + self.rank * b : k * b * w + (self.rank + 1) * b]]
         return order[self.rank :: self.world]
 
     def num_batches(self) -> int:

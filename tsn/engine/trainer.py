@@ -160,7 +160,10 @@ class Trainer:
 
     def save(self, name: str) -> None:
         if self.dist.is_main and self.out is not None:
-            save_checkpoint(self.out / "checkpoints" / name, self.model, **self._state())
+            path = save_checkpoint(self.out / "checkpoints" / name, self.model, **self._state())
+            # a small readable note of where the checkpoint stands (for people and for tests)
+            atomic_write_json(path.with_suffix(".json"), {"epoch": self.epoch, "segment": self.segment,
+                                                          "batch": self.batch_in_segment, "step": self.step})
 
     def _resume(self) -> None:
         if self.out is None:
@@ -261,7 +264,7 @@ class Trainer:
             if not torch.isfinite(v):
                 last = self.out / "checkpoints" / "last.pt" if self.out else None
                 raise TrainingError(
-                    f"non-finite {t} loss ({float(v)}) at step {self.step + 1} (epoch {self.epoch + 1}); "
+                    f"non-finite {t} loss ({float(v.detach())}) at step {self.step + 1} (epoch {self.epoch + 1}); "
                     f"stopped; last good checkpoint: {last if last and last.is_file() else 'none yet'}")
         shared = self.model.gradnorm_parameters() if cfg.loss.weighting == "gradnorm" else None
         total, weights = self.weighting(losses, shared)
@@ -277,7 +280,7 @@ class Trainer:
             self.epoch_losses.setdefault(t, []).append(v)
         scalars = {f"train/loss_{t}": v for t, v in values.items()}
         scalars.update({f"train/weight_{t}": w for t, w in weights.items()})
-        scalars["train/total"] = float(total)
+        scalars["train/total"] = float(total.detach())
         if self.step % self.cfg.train.log_every == 0:
             scalars.update({f"lr/{g.get('name', i)}": g["lr"] for i, g in enumerate(self.optimizer.param_groups)})
         self.log.scalars(scalars, self.step + 1)

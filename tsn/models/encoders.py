@@ -111,8 +111,31 @@ for _name in _TORCHVISION:
     ENCODERS.register(_name)(lambda pretrained=False, width=64, _n=_name: _make_resnet(_n, pretrained, width))
 
 
-def build_encoder(name: str, pretrained: bool | str = False, width: int = 64) -> ResNetEncoder:
-    return ENCODERS.get(name)(pretrained=pretrained, width=width)
+def freeze_batchnorm(module: nn.Module) -> nn.Module:
+    """Replace every BatchNorm2d by a FrozenBatchNorm2d holding its statistics
+    and affine: no batch dependence, so results do not depend on how a batch
+    is split over processes."""
+    from torchvision.ops import FrozenBatchNorm2d
+
+    for parent in list(module.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, nn.BatchNorm2d):
+                frozen = FrozenBatchNorm2d(child.num_features, eps=child.eps)
+                frozen.weight.copy_(child.weight.detach())
+                frozen.bias.copy_(child.bias.detach())
+                frozen.running_mean.copy_(child.running_mean)
+                frozen.running_var.copy_(child.running_var)
+                setattr(parent, name, frozen)
+    return module
+
+
+def build_encoder(name: str, pretrained: bool | str = False, width: int = 64, norm: str = "bn") -> ResNetEncoder:
+    enc = ENCODERS.get(name)(pretrained=pretrained, width=width)
+    if norm == "frozen_bn":
+        freeze_batchnorm(enc)
+    elif norm != "bn":
+        raise ConfigError(f"model.encoder_norm: {norm!r} is not valid; valid: bn, frozen_bn")
+    return enc
 
 
 __all__ = ["ENCODERS", "ResNetEncoder", "build_encoder"]

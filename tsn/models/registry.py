@@ -21,7 +21,7 @@ MODELS: Registry[Builder] = Registry("model")
 
 
 def _encoder(cfg: ModelConfig):
-    return build_encoder(cfg.encoder, cfg.pretrained, cfg.encoder_width)
+    return build_encoder(cfg.encoder, cfg.pretrained, cfg.encoder_width, cfg.encoder_norm)
 
 
 def _decoder(cfg: ModelConfig, enc_channels, heads: TaskHeads, norm: str, n_tasks: int, default_act: str, **opts):
