@@ -122,3 +122,11 @@ def test_registry_and_weights():
 def test_shape_mismatch_is_an_error():
     with pytest.raises(ValueError):
         build_loss("semseg")(torch.zeros(1, 21, 4, 4), torch.zeros(1, 8, 8, dtype=torch.long))
+
+
+def test_half_precision_predictions_give_float32_losses():
+    pred = torch.full((1, 1, 4, 4), 30.0, dtype=torch.float16)
+    target = torch.zeros(1, 1, 4, 4)
+    for task in ("edge", "sal", "depth"):
+        loss = build_loss(task)(pred, target if task != "depth" else target + 1)
+        assert loss.dtype == torch.float32 and torch.isfinite(loss)

@@ -237,3 +237,19 @@ def test_multitask_metrics_state_merge_and_options():
         MultiTaskMetrics(tasks, bogus=1)
     with pytest.raises(ValueError):
         build_metric("semseg", num_classes=21).merge(build_metric("semseg", num_classes=7))
+
+
+def test_all_reduce_in_a_one_process_group(tmp_path):
+    import torch.distributed as dist
+
+    if not dist.is_available() or dist.is_initialized():
+        pytest.skip("torch.distributed unavailable or already initialised")
+    m = build_metric("depth")
+    m.update(torch.tensor([[[[2.0, 3.0]]]]), torch.tensor([[[[1.0, 1.0]]]]))
+    before = m.compute()
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'pg'}", rank=0, world_size=1)
+    try:
+        m.all_reduce()
+    finally:
+        dist.destroy_process_group()
+    assert m.compute() == pytest.approx(before)

@@ -93,6 +93,7 @@ class BalancedBCE:
         if target.dim() == 3:
             target = target.unsqueeze(1)
         _check_shapes(pred, target, "balanced BCE")
+        pred = pred.float()  # float32 sums even under autocast
         target = target.to(pred.dtype)
         pos = target == 1
         neg = target == 0
@@ -118,6 +119,7 @@ class NormalsL1:
 
     def __call__(self, pred: Tensor, target: Tensor) -> Tensor:
         _check_shapes(pred, target, "normals")
+        pred = pred.float()
         target = target.to(pred.dtype)
         valid = (target.abs().sum(dim=1, keepdim=True) > 0) & torch.isfinite(target).all(
             dim=1, keepdim=True
@@ -134,6 +136,7 @@ class DepthL1:
         if target.dim() == 3:
             target = target.unsqueeze(1)
         _check_shapes(pred, target, "depth")
+        pred = pred.float()
         target = target.to(pred.dtype)
         valid = torch.isfinite(target) & (target > 0)
         diff = (pred - torch.nan_to_num(target)).abs()
