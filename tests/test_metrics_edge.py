@@ -56,8 +56,7 @@ def test_each_pixel_matches_at_most_once():
 
 
 def test_matching_prefers_cardinality_then_distance():
-    # p0 (0,0) could take g0 (0,1) at distance 1, but then p1 (0,3) only reaches g0? no:
-    # g0 (0,1), g1 (0,2); p0 (0,0) reaches g0 only (r=1.5); p1 (0,1) reaches g0 and g1.
+    # g0 (0,1), g1 (0,2); p0 (0,0) reaches only g0 (r = 1.5); p1 (0,1) reaches g0 and g1.
     gt = np.zeros((3, 6), bool)
     gt[0, 1] = gt[0, 2] = True
     pred = np.zeros_like(gt)
