@@ -258,3 +258,27 @@ def test_decoder_interpolation_is_align_corners_bilinear():
 
     x = torch.randn(1, 2, 3, 4)
     assert torch.equal(upsample(x, (6, 8)), F.interpolate(x, size=(6, 8), mode="bilinear", align_corners=True))
+
+
+def test_tsn_count_does_not_grow_with_tasks_and_baselines_do():
+    from eval.scaling import scaling_rows
+
+    rows = scaling_rows(9)
+    by = {m: [r["params"] for r in rows if r["method"] == m] for m in {r["method"] for r in rows}}
+    assert len(set(by["tsn"])) == 1  # fixed codes are buffers: exactly flat
+    per_task = {m: by[m][1] - by[m][0] for m in by}
+    assert per_task["task_in"] == 2 * (64 + 64 + 128 + 256 + 512 + 512 + 256 + 256 + 128 + 64)
+    assert abs(per_task["single_task"] - 17.73e6) < 0.01e6 and abs(per_task["multi_decoder"] - 6.55e6) < 0.01e6
+    assert 1.3e6 < per_task["rcm"] - per_task["multi_decoder"] < 1.6e6  # RCM's modulators and BNs per task
+
+
+def test_params_cli_json(capsys):
+    import json
+
+    from eval.__main__ import main
+
+    root = __import__("pathlib").Path(__file__).resolve().parents[1]
+    assert main(["params", str(root / "configs/pascal/tsn.yaml"), "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["model"] == "tsn" and rep["tasks"] == ["edge", "semseg", "parts", "normals", "sal"]
+    assert rep["params"] == 18256565 and rep["by_part"]["encoder"] == 11176512
