@@ -3,6 +3,8 @@
   python -m eval RUN_DIR_or_CHECKPOINT [--split val|test] [--json] ...
   python -m eval params CONFIG.yaml [--json]
   python -m eval scaling --max-tasks 9 --out DIR
+  python -m eval tables RUNS_DIR --out DIR
+  python -m eval figures RUNS_DIR --out DIR
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import sys
 
 from tsn.errors import TSNError
 
-SUBCOMMANDS = ["params", "scaling", "tables", "grouping", "run"]
+SUBCOMMANDS = ["params", "scaling", "tables", "figures", "grouping", "run"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,387 @@
+"""``python -m eval tables RUNS_DIR [--out DIR] [--split val|test]``: the paper's
+tables from finished runs, as Markdown and LaTeX.
+
+Every ``metrics.json`` under RUNS_DIR is a run; runs in ``<name>/seed<k>``
+folders are seeds of one table row (mean ± sample std over seeds). A sweep's
+``sweep.json`` says which suite a row belongs to: ``paper_main`` (and loose
+runs) make the main table, ``embedding_ablation`` the code ablation,
+``scaling`` the scaling table; add-task runs get a block of their own.
+
+delta_m is computed here from the stored per-task metrics, not read from the
+runs, so it is the same formula against the same references whatever the
+runs stored: each run is compared with the single-task run it was trained
+against (its ``eval.single_task``), else the single-task run of the same
+seed, else the mean over the single-task seeds. The paper's numbers (PASCAL-
+Context, from ``eval/reference/tsn_iccv2021.json``) are printed beside ours:
+a different dataset, so only the ordering of methods is comparable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tsn.errors import ConfigError
+from tsn.io import atomic_write_json, atomic_write_text
+from tsn.metrics import delta_m
+from tsn.tasks import ALL_TASKS, get_task
+
+REFERENCE = Path(__file__).resolve().parent / "reference" / "tsn_iccv2021.json"
+METHODS = {  # registry name -> the paper's row label, in the paper's order
+    "single_task": "single-task",
+    "multi_decoder": "multi-decoder",
+    "task_bn": "task-specific BNs",
+    "task_in": "task-specific INs",
+    "tsn": "TSN",
+    "rcm": "RCM",
+}
+PAPER_LABEL = {"TSN": "TSN (INs + task embedding)"}
+CODE_ORDER = ["orthogonal", "gaussian", "onehot", "file"]
+TASK_ORDER = ["edge", "semseg", "parts", "normals", "sal", "depth"]  # the paper's column order, then depth
+SUITE_BLOCK = {"paper_main": "main", "embedding_ablation": "ablation", "scaling": "scaling"}
+
+
+@dataclass
+class Run:
+    dir: Path
+    group: str  # folder of the row (relative to RUNS_DIR), seeds below it
+    seed: int
+    metrics: dict[str, Any]
+    config: dict[str, Any]
+    suite: str | None = None
+    label: str | None = None
+
+    @property
+    def model(self) -> str:
+        return self.metrics.get("model") or self.config.get("model", {}).get("name", "?")
+
+    @property
+    def dataset(self) -> str:
+        return self.metrics.get("dataset") or self.config.get("data", {}).get("name", "?")
+
+    @property
+    def tasks(self) -> list[str]:
+        return list(self.metrics.get("tasks") or self.config.get("data", {}).get("tasks", []))
+
+    @property
+    def code(self) -> tuple[str, int]:
+        c = self.config.get("model", {}).get("code", {})
+        return c.get("kind", "orthogonal"), int(c.get("dim", 100))
+
+    def results(self, split: str = "val") -> dict[str, dict[str, float]] | None:
+        return self.metrics.get(split)
+
+    @property
+    def block(self) -> str:
+        if self.metrics.get("added_task"):
+            return "added"
+        return SUITE_BLOCK.get(self.suite or "", "main")
+
+
+def collect(runs_dir: str | Path) -> list[Run]:
+    """Every finished run under ``runs_dir`` (metrics.json with per-task results)."""
+    root = Path(runs_dir)
+    if not root.is_dir():
+        raise ConfigError(f"runs folder not found: {runs_dir}")
+    runs = []
+    for mfile in sorted(root.rglob("metrics.json")):
+        d = mfile.parent
+        try:
+            metrics = json.loads(mfile.read_text())
+        except json.JSONDecodeError:
+            raise ConfigError(f"{mfile} is not valid JSON") from None
+        if not isinstance(metrics, dict) or "val" not in metrics:
+            continue
+        cfile = d / "config.yaml"
+        config = yaml.safe_load(cfile.read_text()) if cfile.is_file() else {}
+        m = re.fullmatch(r"seed(\d+)", d.name)
+        group_dir = d.parent if m else d
+        seed = int(m.group(1)) if m else int(config.get("train", {}).get("seed", 0))
+        suite, label = None, None
+        manifest = group_dir.parent / "sweep.json"
+        if manifest.is_file():
+            man = json.loads(manifest.read_text())
+            suite = man.get("suite")
+            label = next((r.get("label") for r in man.get("runs", []) if r.get("name") == group_dir.name), None)
+        group = str(group_dir.relative_to(root)) if group_dir != root else group_dir.name
+        runs.append(Run(d, group, seed, metrics, config, suite, label))
+    if not runs:
+        raise ConfigError(f"no finished runs (metrics.json) under {runs_dir}")
+    return runs
+
+
+def reference_for(run: Run, singles: list[Run], split: str = "val") -> dict[str, dict[str, float]] | None:
+    """Per-task single-task results to compare ``run`` with (see the module doc)."""
+    pool = [s for s in singles if s.dataset == run.dataset and s.results(split)]
+    if not pool:
+        return None
+    ref_path = (run.config.get("eval") or {}).get("single_task")
+    if ref_path:
+        p = Path(ref_path)
+        p = p.parent if p.name == "metrics.json" else p
+        for s in pool:
+            if s.dir.resolve() == p.resolve():
+                return s.results(split)
+    same = [s for s in pool if s.seed == run.seed]
+    if same:
+        same.sort(key=lambda s: s.suite != "paper_main")
+        return same[0].results(split)
+    out: dict[str, dict[str, float]] = {}
+    for t in {t for s in pool for t in s.results(split)}:
+        vals = [s.results(split)[t][get_task(t).headline] for s in pool if t in s.results(split)]
+        out[t] = {get_task(t).headline: sum(vals) / len(vals)}
+    return out
+
+
+def run_delta_m(run: Run, singles: list[Run], split: str = "val") -> float | None:
+    ref, res = reference_for(run, singles, split), run.results(split)
+    if ref is None or not res or any(t not in ref for t in res):
+        return None
+    return delta_m(res, ref)
+
+
+# ---------------------------------------------------------------- aggregation
+
+
+def mean_std(values: list[float]) -> tuple[float, float | None]:
+    vals = [v for v in values if v is not None and not math.isnan(v)]
+    if not vals:
+        return float("nan"), None
+    return sum(vals) / len(vals), (statistics.stdev(vals) if len(vals) > 1 else None)
+
+
+def fmt(ms: tuple[float, float | None], digits: int = 2) -> str:
+    m, s = ms
+    if math.isnan(m):
+        return "–"
+    return f"{m:.{digits}f}" + (f" ± {s:.{digits}f}" if s is not None else "")
+
+
+def fmt_params(n: float) -> str:
+    return "–" if math.isnan(n) else f"{n / 1e6:.3g}"
+
+
+@dataclass
+class Row:
+    label: str
+    runs: list[Run]
+    key: tuple = ()
+    cells: dict[str, tuple[float, float | None]] = field(default_factory=dict)
+
+
+def aggregate(runs: list[Run], singles: list[Run], split: str) -> dict[str, tuple[float, float | None]]:
+    """Mean ± std over seeds of each task's headline metric, delta_m and params."""
+    cells = {}
+    tasks = {t for r in runs for t in (r.results(split) or {})}
+    for t in tasks:
+        h = get_task(t).headline
+        cells[t] = mean_std([r.results(split)[t].get(h) for r in runs if t in (r.results(split) or {})])
+    dms = [run_delta_m(r, singles, split) for r in runs]
+    if all(r.model == "single_task" for r in runs):
+        dms = [None]  # the reference itself
+    cells["delta_m"] = mean_std(dms)
+    cells["params"] = mean_std([float(r.metrics.get("params", float("nan"))) for r in runs])
+    return cells
+
+
+def grouped(runs: list[Run]) -> dict[str, list[Run]]:
+    out: dict[str, list[Run]] = {}
+    for r in runs:
+        out.setdefault(r.group, []).append(r)
+    return out
+
+
+def build_rows(runs: list[Run], split: str = "val") -> dict[str, list[Row]]:
+    """Rows of every block: main, ablation, scaling, added."""
+    singles = [r for r in runs if r.model == "single_task"]
+    blocks: dict[str, list[Row]] = {"main": [], "ablation": [], "scaling": [], "added": []}
+    for group, rs in grouped(runs).items():
+        r0 = rs[0]
+        block = r0.block
+        if block == "main":
+            label = r0.label or METHODS.get(r0.model, r0.model)
+            if label in [row.label for row in blocks["main"]]:
+                label = f"{label} ({group})"
+            key = (list(METHODS).index(r0.model) if r0.model in METHODS else 99, group)
+        elif block == "ablation":
+            kind, dim = r0.code
+            label, key = f"{kind}, d={dim}", (CODE_ORDER.index(kind) if kind in CODE_ORDER else 99, dim, group)
+        elif block == "scaling":
+            label = f"{METHODS.get(r0.model, r0.model)}, {len(r0.tasks)} tasks"
+            key = (list(METHODS).index(r0.model) if r0.model in METHODS else 99, len(r0.tasks), group)
+        else:
+            label, key = group, (group,)
+        row = Row(label, sorted(rs, key=lambda r: r.seed), key, aggregate(rs, singles, split))
+        blocks[block].append(row)
+    for rows in blocks.values():
+        rows.sort(key=lambda r: r.key)
+    return blocks
+
+
+# ---------------------------------------------------------------- rendering
+
+
+def load_paper() -> dict:
+    return json.loads(REFERENCE.read_text())
+
+
+def _task_cols(rows: list[Row]) -> list[str]:
+    present = {t for row in rows for t in row.cells if t in ALL_TASKS}
+    return [t for t in TASK_ORDER if t in present]
+
+
+def _head(t: str) -> str:
+    spec = get_task(t)
+    return f"{t} {spec.headline} {'↑' if spec.higher_is_better else '↓'}"
+
+
+def main_table(rows: list[Row], paper: dict) -> tuple[list[str], list[list[str]]]:
+    tasks = _task_cols(rows)
+    by_label = {PAPER_LABEL.get(r["method"], r["method"]): r for r in paper["main_table"]}
+    by_label.update({r["method"]: r for r in paper["main_table"]})
+    head = ["method", *[_head(t) for t in tasks], "Δm (%) ↓", "params (M)", "seeds", "paper Δm (%)", "paper params (M)"]
+    body = []
+    for row in rows:
+        p = by_label.get(PAPER_LABEL.get(row.label, row.label), {})
+        body.append([row.label, *[fmt(row.cells.get(t, (math.nan, None))) for t in tasks], fmt(row.cells["delta_m"]),
+                     fmt_params(row.cells["params"][0]), str(len(row.runs)),
+                     "–" if p.get("delta_m") is None else f"{p['delta_m']:.2f}", str(p.get("params_M", "–"))])
+    return head, body
+
+
+def ablation_table(rows: list[Row], paper: dict) -> tuple[list[str], list[list[str]]]:
+    tasks = _task_cols(rows)
+    ref = {(r["codes"], r["d"]): r for r in paper["embedding_ablation"]}
+    head = ["codes", *[_head(t) for t in tasks], "Δm (%) ↓", "params (M)", "seeds", "paper Δm (%)"]
+    body = []
+    for row in rows:
+        kind, dim = row.runs[0].code
+        p = ref.get((kind, dim))
+        body.append([row.label, *[fmt(row.cells.get(t, (math.nan, None))) for t in tasks], fmt(row.cells["delta_m"]),
+                     fmt_params(row.cells["params"][0]), str(len(row.runs)), "–" if p is None else f"{p['delta_m']:.2f}"])
+    return head, body
+
+
+def generic_table(rows: list[Row], first: str) -> tuple[list[str], list[list[str]]]:
+    tasks = _task_cols(rows)
+    head = [first, *[_head(t) for t in tasks], "Δm (%) ↓", "params (M)", "seeds"]
+    body = [[row.label, *[fmt(row.cells.get(t, (math.nan, None))) for t in tasks], fmt(row.cells["delta_m"]),
+             fmt_params(row.cells["params"][0]), str(len(row.runs))] for row in rows]
+    return head, body
+
+
+def added_table(rows: list[Row], split: str) -> tuple[list[str], list[list[str]]]:
+    head = ["run", "new task", "metric", "added code (ours)", "from scratch", "trained params", "old tasks bit-identical"]
+    body = []
+    for row in rows:
+        info = [r.metrics["added_task"] for r in row.runs]
+        t = info[0]["name"]
+        h = get_task(t).headline
+        ours = mean_std([r.results(split)[t][h] for r in row.runs])
+        scratch = mean_std([i["reference"]["metrics"][h] for i in info if i.get("reference")])
+        body.append([row.label, t, h, fmt(ours), fmt(scratch), str(info[0].get("trained_params", "–")),
+                     "yes" if all(r.metrics.get("old_tasks_identical") for r in row.runs) else "NO"])
+    return head, body
+
+
+def paper_tables(paper: dict) -> list[tuple[str, list[str], list[list[str]]]]:
+    tasks = [t for t in TASK_ORDER if t in paper["metrics"]]
+    hm = [_head(t) for t in tasks]
+    main = [[r["method"], *[f"{r[t]:.1f}" for t in tasks], "–" if r["delta_m"] is None else f"{r['delta_m']:.2f}",
+             f"{r['params_M']}"] for r in paper["main_table"]]
+    abl = [[f"{r['codes']}, d={r['d']}", *[f"{r[t]:.1f}" for t in tasks], f"{r['delta_m']:.2f}"] for r in paper["embedding_ablation"]]
+    return [("main", ["method", *hm, "Δm (%) ↓", "params (M)"], main), ("ablation", ["codes", *hm, "Δm (%) ↓"], abl)]
+
+
+def markdown(head: list[str], body: list[list[str]]) -> str:
+    align = ["---" if not any(_numeric(r[i]) for r in body) else "---:" for i in range(1, len(head))]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---", *align]) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in body]
+    return "\n".join(lines)
+
+
+def _numeric(cell: str) -> bool:
+    return bool(re.match(r"^[-+]?\d", cell))
+
+
+def _tex(s: str) -> str:
+    s = s.replace("\\", "\\textbackslash{}").replace("_", "\\_").replace("%", "\\%").replace("&", "\\&").replace("#", "\\#")
+    return (s.replace(" ± ", " $\\pm$ ").replace("±", "$\\pm$").replace("Δm", "$\\Delta_m$")
+            .replace("↑", "$\\uparrow$").replace("↓", "$\\downarrow$").replace("–", "--"))
+
+
+def latex(head: list[str], body: list[list[str]], caption: str) -> str:
+    cols = "l" + "r" * (len(head) - 1)
+    lines = ["\\begin{table}[t]", "\\centering", "\\small", f"\\caption{{{_tex(caption)}}}",
+             f"\\begin{{tabular}}{{{cols}}}", "\\toprule", " & ".join(_tex(h) for h in head) + " \\\\", "\\midrule"]
+    lines += [" & ".join(_tex(c) for c in r) + " \\\\" for r in body]
+    lines += ["\\bottomrule", "\\end{tabular}", "\\end{table}"]
+    return "\n".join(lines)
+
+
+def render(runs: list[Run], split: str = "val") -> tuple[str, str, dict]:
+    """(Markdown, LaTeX, numbers as JSON) of every block that has rows."""
+    paper = load_paper()
+    blocks = build_rows(runs, split)
+    datasets = sorted({r.dataset for r in runs})
+    where = f"{', '.join(datasets)}, {split} split"
+    sections = []
+    if blocks["main"]:
+        sections.append((f"Main table (ours: {where})", *main_table(blocks["main"], paper)))
+    if blocks["ablation"]:
+        sections.append((f"Task-code ablation (ours: {where})", *ablation_table(blocks["ablation"], paper)))
+    if blocks["scaling"]:
+        sections.append((f"Scaling with the number of tasks (ours: {where}; Δm over the tasks each row trains)",
+                         *generic_table(blocks["scaling"], "method, tasks")))
+    if blocks["added"]:
+        sections.append((f"A task added to a trained TSN (ours: {where})", *added_table(blocks["added"], split)))
+    note = (f"Paper's numbers, {paper['dataset']}: a different dataset from ours; compare the ordering of "
+            "methods, not the values.")
+    for name, head, body in paper_tables(paper):
+        if blocks[name]:
+            sections.append((f"{'Main table' if name == 'main' else 'Task-code ablation'}: the paper's numbers on PASCAL-Context", head, body))
+    md = ["# Results", "", f"Mean ± sample std over seeds; Δm in % against the single-task runs (positive = worse, "
+          f"the TSN paper's sign), computed from each run's per-task {split} metrics. {note}", ""]
+    tex = [f"% generated by python -m eval tables; {note}"]
+    for title, head, body in sections:
+        md += [f"## {title}", "", markdown(head, body), ""]
+        tex += [latex(head, body, title), ""]
+    numbers = {name: [{"label": r.label, "group": r.key[-1], "seeds": [x.seed for x in r.runs],
+                       **{k: {"mean": v[0], "std": v[1]} for k, v in r.cells.items()}} for r in rows]
+               for name, rows in blocks.items() if rows}
+    return "\n".join(md), "\n".join(tex), numbers
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("tables", help="the paper's tables from finished runs (Markdown and LaTeX)")
+    p.add_argument("runs_dir", help="folder holding the runs (e.g. runs/sweeps/synthetic)")
+    p.add_argument("--out", help="where tables.md / tables.tex / tables.json go (default: RUNS_DIR)")
+    p.add_argument("--split", default="val", choices=["val", "test"],
+                   help="which stored results (test: after python -m eval RUN --split test)")
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> None:
+    runs = collect(args.runs_dir)
+    if args.split != "val":
+        runs = [r for r in runs if r.results(args.split)]
+        if not runs:
+            raise ConfigError(f"no run under {args.runs_dir} has {args.split} results; run python -m eval RUN --split {args.split}")
+    md, tex, numbers = render(runs, args.split)
+    out = Path(args.out or args.runs_dir)
+    atomic_write_text(out / "tables.md", md + "\n")
+    atomic_write_text(out / "tables.tex", tex + "\n")
+    atomic_write_json(out / "tables.json", numbers)
+    print(md)
+    print(f"\nwrote {out / 'tables.md'}, {out / 'tables.tex'} and {out / 'tables.json'}")
+
+
+__all__ = ["Run", "build_rows", "collect", "reference_for", "render", "run_delta_m"]

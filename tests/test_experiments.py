@@ -1,0 +1,273 @@
+"""Experiment tooling: sweeps (skip, resume), tables (delta_m by hand),
+figures, adding a task to a trained TSN, and task codes swapped by config
+and at inference time. Tiny models on tiny synthetic data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from tsn.config import load_config
+from tsn.engine.trainer import Trainer
+from tsn.errors import ConfigError
+
+TASKS = ["semseg", "normals"]
+TINY = {
+    "data": {"name": "synthetic", "tasks": TASKS, "size": 32, "augment": False,
+             "options": {"length": {"train": 8, "val": 4, "test": 4}}},
+    "model": {"encoder_width": 8, "skip_widths": [8, 8, 8, 16, 16], "up_widths": [16, 16, 8, 8, 8],
+              "code": {"dim": 12}, "embedding": {"n_fc": 2}},
+    "loss": {"weights": {"semseg": 1, "normals": 10}},
+    "optim": {"lr": 1e-3, "schedule": "none"},
+    "train": {"epochs": 2, "batch_size": 4, "images_every_val": 0},
+    "eval": {"batch_size": 4},
+}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """Tiny models run fastest on one thread, and the machine is shared."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def write_configs(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "base.yaml").write_text(yaml.safe_dump(TINY))
+    for m in ("single_task", "tsn", "task_in"):
+        (folder / f"{m}.yaml").write_text(f"base: base.yaml\nmodel:\n  name: {m}\n")
+    return folder
+
+
+def write_suite(tmp: Path, **extra) -> Path:
+    suite = {"name": "paper_main", "configs": {"synthetic": str(write_configs(tmp / "configs"))}, "seeds": [0],
+             "reference": "single_task",
+             "runs": [{"name": "tsn", "config": "tsn.yaml", "label": "TSN"},
+                      {"name": "task_in", "config": "task_in.yaml"},
+                      {"name": "single_task", "config": "single_task.yaml"}], **extra}
+    path = tmp / "suite.yaml"
+    path.write_text(yaml.safe_dump(suite))
+    return path
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    """A finished three-run sweep: (suite file, sweep folder, summary rows)."""
+    from train.sweep import load_suite, sweep
+
+    tmp = tmp_path_factory.mktemp("sweep")
+    suite = write_suite(tmp)
+    out = tmp / "runs" / "paper_main"
+    rows = sweep(load_suite(suite), "synthetic", out, log=lambda m: None)
+    return suite, out, rows
+
+
+# ---------------------------------------------------------------- sweep
+
+
+def test_sweep_runs_the_reference_first_and_every_run_records_delta_m(swept):
+    _, out, rows = swept
+    assert [r["run"] for r in rows] == ["single_task", "tsn", "task_in"]
+    assert all(r["outcome"] == "ok" for r in rows), rows
+    for name in ("tsn", "task_in"):
+        m = json.loads((out / name / "seed0" / "metrics.json").read_text())
+        cfg = yaml.safe_load((out / name / "seed0" / "config.yaml").read_text())
+        assert isinstance(m["delta_m"], float) and m["selected_by"] == "delta_m" and m["name"] == name
+        assert Path(cfg["eval"]["single_task"]) == (out / "single_task" / "seed0").resolve()
+    assert json.loads((out / "sweep.json").read_text())["suite"] == "paper_main"
+
+
+def test_sweep_skips_finished_runs_and_resumes_interrupted_ones(swept):
+    from train.sweep import load_suite, sweep
+
+    suite, out, _ = swept
+    before = json.loads((out / "task_in" / "seed0" / "metrics.json").read_text())
+    stamp = (out / "tsn" / "seed0" / "metrics.json").stat().st_mtime_ns
+    (out / "task_in" / "seed0" / "metrics.json").unlink()  # killed after its last checkpoint
+    lines = []
+    rows = sweep(load_suite(suite), "synthetic", out, log=lines.append)
+    assert {r["run"]: (r["state"], r["outcome"]) for r in rows} == {
+        "single_task": ("done", "skipped"), "tsn": ("done", "skipped"), "task_in": ("resume", "ok")}
+    assert (out / "tsn" / "seed0" / "metrics.json").stat().st_mtime_ns == stamp
+    after = json.loads((out / "task_in" / "seed0" / "metrics.json").read_text())
+    assert json.dumps(after["val"], sort_keys=True) == json.dumps(before["val"], sort_keys=True)
+    assert after["history"] == before["history"] and after["steps"] == before["steps"]
+    assert any("task_in/seed0: resuming" in line for line in lines)
+    assert "1 trained, 2 already finished, 0 failed" in lines[-1]
+
+
+def test_sweep_dry_run_only_and_errors(swept, tmp_path):
+    from train.sweep import load_suite, main, sweep
+
+    suite, out, _ = swept
+    rows = sweep(load_suite(suite), "synthetic", tmp_path / "fresh", only=["tsn"], dry_run=True, log=lambda m: None)
+    assert [(r["run"], r["state"]) for r in rows] == [("tsn", "start")]
+    assert not (tmp_path / "fresh").exists()
+    with pytest.raises(ConfigError, match="no such run"):
+        sweep(load_suite(suite), "synthetic", out, only=["nope"], dry_run=True)
+    with pytest.raises(ConfigError, match="no configs for dataset 'pascal'"):
+        sweep(load_suite(suite), "pascal", out, dry_run=True)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"name": "x", "configs": {"synthetic": "."}, "runs": [{"name": "a", "config": "b"}], "sed": 1}))
+    with pytest.raises(ConfigError, match="unknown suite key"):
+        load_suite(bad)
+    assert main([str(bad)]) == 2
+
+
+def test_shipped_suites_resolve(capsys):
+    from train.sweep import main
+
+    root = Path(__file__).resolve().parents[1] / "configs" / "sweeps"
+    for name, n in [("paper_main", 10), ("embedding_ablation", 16), ("scaling", 20)]:
+        assert main([str(root / f"{name}.yaml"), "--dry-run", "--out", "/nonexistent/x/" + name]) == 0
+        assert f"{n} run(s)" in capsys.readouterr().out
+    assert main([str(root / "scaling.yaml"), "--dry-run", "--dataset", "pascal"]) == 2
+
+
+# ---------------------------------------------------------------- tables
+
+
+def fake_run(folder: Path, model: str, val: dict, params: int = 1_000_000, code=("orthogonal", 12), history=None) -> None:
+    folder.mkdir(parents=True)
+    (folder / "metrics.json").write_text(json.dumps({
+        "name": folder.parent.name, "model": model, "dataset": "synthetic", "tasks": list(val), "params": params,
+        "val": val, "delta_m": None, "history": history or []}))
+    (folder / "config.yaml").write_text(yaml.safe_dump({"model": {"name": model, "code": {"kind": code[0], "dim": code[1]}}}))
+
+
+def test_tables_compute_delta_m_per_seed_against_single_task(tmp_path):
+    from eval.tables import collect, render
+
+    main = tmp_path / "paper_main"
+    fake_run(main / "single_task" / "seed0", "single_task", {"semseg": {"mIoU": 50.0}, "normals": {"mean": 20.0}}, 4_000_000)
+    fake_run(main / "single_task" / "seed1", "single_task", {"semseg": {"mIoU": 60.0}, "normals": {"mean": 30.0}}, 4_000_000)
+    # seed 0: semseg 10% worse, normals 10% worse -> +10; seed 1: both 10% better -> -10
+    fake_run(main / "tsn" / "seed0", "tsn", {"semseg": {"mIoU": 45.0}, "normals": {"mean": 22.0}}, 1_500_000)
+    fake_run(main / "tsn" / "seed1", "tsn", {"semseg": {"mIoU": 66.0}, "normals": {"mean": 27.0}}, 1_500_000)
+    (main / "sweep.json").write_text(json.dumps({"suite": "paper_main", "runs": [{"name": "tsn", "label": "TSN"}]}))
+    abl = tmp_path / "embedding_ablation"
+    fake_run(abl / "gaussian_d50" / "seed0", "tsn", {"semseg": {"mIoU": 55.0}, "normals": {"mean": 20.0}}, code=("gaussian", 50))
+    (abl / "sweep.json").write_text(json.dumps({"suite": "embedding_ablation", "runs": []}))
+
+    md, tex, numbers = render(collect(tmp_path))
+    rows = {r["label"]: r for r in numbers["main"]}
+    assert list(rows) == ["single-task", "TSN"]  # the paper's order
+    assert rows["TSN"]["delta_m"]["mean"] == pytest.approx(0.0, abs=1e-9)
+    assert rows["TSN"]["delta_m"]["std"] == pytest.approx(np.std([10.0, -10.0], ddof=1))
+    assert rows["TSN"]["semseg"]["mean"] == pytest.approx(55.5)
+    assert numbers["ablation"][0]["delta_m"]["mean"] == pytest.approx(-5.0)  # semseg 10% better, normals equal
+    lines = md.splitlines()
+    tsn_row = next(line for line in lines if line.startswith("| TSN |"))
+    assert "55.50 ± 14.85" in tsn_row and "0.00 ± 14.14" in tsn_row and "| 1.5 |" in tsn_row and "| 0.30 | 18.3 |" in tsn_row
+    assert any(line.startswith("| gaussian, d=50 |") and "-5.00" in line and "| 0.30 |" in line for line in lines)
+    assert "the paper's numbers on PASCAL-Context" in md and "| task-specific INs | 70.7 |" in md
+    assert "\\toprule" in tex and "$\\pm$" in tex and "$\\Delta_m$" in tex
+
+
+def test_tables_cli_writes_markdown_latex_and_json(swept, tmp_path, capsys):
+    from eval.__main__ import main
+
+    _, out, _ = swept
+    assert main(["tables", str(out.parent), "--out", str(tmp_path)]) == 0
+    md = (tmp_path / "tables.md").read_text()
+    assert "| single-task |" in md and "| TSN |" in md and "| task-specific INs |" in md
+    assert (tmp_path / "tables.tex").read_text().count("\\begin{tabular}") == 2  # ours and the paper's
+    numbers = json.loads((tmp_path / "tables.json").read_text())
+    tsn = next(r for r in numbers["main"] if r["label"] == "TSN")
+    stored = json.loads((out / "tsn" / "seed0" / "metrics.json").read_text())["delta_m"]
+    assert tsn["delta_m"]["mean"] == pytest.approx(stored)  # same formula, same reference as the trainer
+    assert main(["tables", str(tmp_path / "nothing")]) == 2
+
+
+# ---------------------------------------------------------------- figures
+
+
+def test_figures_are_written(swept, tmp_path):
+    from eval.__main__ import main
+    from eval.figures import history_delta_m
+    from eval.tables import collect
+
+    _, out, _ = swept
+    assert main(["figures", str(out.parent), "--out", str(tmp_path)]) == 0
+    for name in ("convergence.png", "latent_similarity.png"):
+        data = (tmp_path / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000, name
+    sim = json.loads((tmp_path / "latent_similarity.json").read_text())
+    assert sim["tasks"] == TASKS and sim["cosine_similarity"][0][0] == pytest.approx(1.0)
+    runs = collect(out.parent)
+    tsn = next(r for r in runs if r.model == "tsn")
+    curve = history_delta_m(tsn, [r for r in runs if r.model == "single_task"])
+    assert [e for e, _ in curve] == [1, 2] and curve[-1][1] == pytest.approx(tsn.metrics["history"][-1]["delta_m"])
+
+
+# ---------------------------------------------------------------- adding a task
+
+
+def test_add_task_trains_only_the_new_code_and_keeps_old_outputs(swept, tmp_path):
+    from eval.__main__ import main as eval_main
+    from eval.run import load_run
+    from train.add_task import add_task, summary
+
+    _, out, _ = swept
+    base = out / "tsn" / "seed0"
+    scratch = tmp_path / "scratch" / "metrics.json"  # stands for a run that trained sal from scratch
+    scratch.parent.mkdir()
+    scratch.write_text(json.dumps({"model": "single_task", "val": {"sal": {"mIoU": 30.0}}}))
+    res = add_task(base, "sal", tmp_path / "new", epochs=1, lr=0.05, reference=scratch.parent, log=lambda m: None)
+    assert res["old_tasks_identical"] and res["shared_weights_identical"] and res["old_metrics_unchanged"]
+    assert res["tasks"] == [*TASKS, "sal"] and res["added_task"]["trained_params"] == 12
+    assert res["added_task"]["reference"]["metrics"]["mIoU"] == 30.0
+    assert res["delta_m"] is None  # the base run's single-task reference has no sal
+    assert "30.00 trained from scratch" in summary(res)
+
+    _, old, _ = load_run(base, device="cpu")
+    _, new, _ = load_run(tmp_path / "new", device="cpu")  # the saved config rebuilds the grown model
+    s_old, s_new = old.state_dict(), new.state_dict()
+    assert set(s_new) - set(s_old) == {"codes.code_sal"}
+    assert all(torch.equal(s_old[k], s_new[k]) for k in s_old)
+    old.add_task("sal", 1, learnable=True, seed=0)  # the code add_task started from
+    assert not torch.equal(old.codes.code("sal").detach(), new.codes.code("sal"))
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        a, b = old(x, tasks=TASKS), new(x, tasks=TASKS)
+    assert all(torch.equal(a[t], b[t]) for t in TASKS)
+    assert eval_main([str(tmp_path / "new"), "--json"]) == 0
+
+    with pytest.raises(ConfigError, match="only a TSN"):
+        add_task(out / "single_task" / "seed0", "sal", tmp_path / "x", epochs=1, log=lambda m: None)
+    with pytest.raises(ConfigError, match="already has 'semseg'"):
+        add_task(base, "semseg", tmp_path / "y", epochs=1, log=lambda m: None)
+
+
+# ---------------------------------------------------------------- task codes
+
+
+def test_codes_from_a_file_train_end_to_end_and_swap_at_inference(tmp_path):
+    codes = np.random.default_rng(0).normal(size=(2, 12)).astype(np.float32)
+    np.save(tmp_path / "codes.npy", codes)
+    cfg = load_config(data=TINY, overrides=["model.name=tsn", "model.code.kind=file", f"model.code.path={tmp_path / 'codes.npy'}",
+                                            "train.epochs=1"])
+    trainer = Trainer(cfg, tmp_path / "run", quiet=True)
+    res = trainer.fit()
+    assert set(res["val"]) == set(TASKS)
+    model = trainer.model.eval()
+    assert torch.equal(model.codes.table(), torch.from_numpy(codes))
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        own = model(x, task="semseg")
+        given = model(x, task="semseg", code=torch.from_numpy(codes[0]))
+        swapped = model(x, task="semseg", code=torch.from_numpy(codes[1]))
+        normals = model(x, task="normals")
+    assert torch.allclose(own, given, atol=1e-5)
+    # the normals code through the semseg head: the mean head pools the same shared output
+    assert not torch.allclose(own, swapped) and swapped.shape == own.shape and normals.shape[1] == 3
+    with pytest.raises(ConfigError, match="expected \\(2, 10\\)"):
+        Trainer(load_config(data=TINY, overrides=["model.name=tsn", "model.code.kind=file",
+                                                  f"model.code.path={tmp_path / 'codes.npy'}", "model.code.dim=10"]), None)

@@ -1,0 +1,346 @@
+"""python -m train.sweep SUITE.yaml [--dataset synthetic|pascal|nyud] [--out DIR] [--set k=v ...] [--only NAME ...]
+                                  [--seeds 0 1] [--dry-run]
+
+Runs a named set of configs, one after another in this process, each for
+every seed of the suite. Run directories are ``OUT/<run name>/seed<k>``; a run
+whose ``metrics.json`` exists is finished and skipped, one with
+``checkpoints/last.pt`` but no ``metrics.json`` was interrupted and is resumed,
+anything else starts afresh. So the same command continues a sweep after a
+crash or a Ctrl-C.
+
+Suite YAML::
+
+    name: paper_main
+    configs: {synthetic: configs/synthetic, pascal: configs/pascal}  # per dataset, relative to the repo
+    seeds: [0, 1]
+    set: [train.epochs=8]            # optional, applied to every run (before the run's own set)
+    reference: single_task           # optional: the single-task run giving delta_m, a run name of
+                                     # this suite or a path relative to OUT (e.g. ../paper_main/single_task)
+    runs:
+      - {name: single_task, config: single_task.yaml}
+      - {name: tsn, config: tsn.yaml, set: [model.code.dim=100]}
+      - {name: tsn_k2, config: tsn.yaml, tasks: [semseg, normals]}   # tasks: data.tasks, loss weights cut to them
+
+Override order: the config file, the suite's ``set``, the run's ``set``, the
+run's ``tasks``, ``--set`` on the command line, then ``train.seed`` and
+``eval.single_task`` (the reference run of the same seed, so that every
+metrics.json carries delta_m and best.pt is selected by it). Reference runs
+go first. ``OUT/sweep.json`` records the suite for ``python -m eval tables``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from tsn.errors import ConfigError, TSNError
+
+ROOT = Path(__file__).resolve().parents[1]
+SUITE_KEYS = {"name", "configs", "seeds", "set", "runs", "reference", "description"}
+RUN_KEYS = {"name", "config", "set", "tasks", "label"}
+
+
+@dataclass
+class RunSpec:
+    name: str
+    config: str
+    set: list[str] = field(default_factory=list)
+    tasks: list[str] | None = None
+    label: str | None = None
+
+
+@dataclass
+class Suite:
+    name: str
+    configs: dict[str, str]
+    seeds: list[int]
+    runs: list[RunSpec]
+    set: list[str] = field(default_factory=list)
+    reference: str | None = None
+    path: Path | None = None
+
+
+def _str_list(value, where: str) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where}: expected a list of key=value strings, got {value!r}")
+    return list(value)
+
+
+def load_suite(path: str | Path) -> Suite:
+    """Parse and check a suite file; errors name the key."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"suite file not found: {path}")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{p} is not valid YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p} must hold a mapping")
+    unknown = set(data) - SUITE_KEYS
+    if unknown:
+        raise ConfigError(f"{p}: unknown suite key(s) {', '.join(sorted(unknown))}; valid: {', '.join(sorted(SUITE_KEYS))}")
+    for key in ("name", "configs", "runs"):
+        if key not in data:
+            raise ConfigError(f"{p}: the suite needs a {key!r} entry")
+    configs = data["configs"]
+    if not isinstance(configs, dict) or not configs:
+        raise ConfigError(f"{p}: configs must map dataset names to config folders")
+    seeds = data.get("seeds", [0])
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        raise ConfigError(f"{p}: seeds must be a non-empty list of integers, got {seeds!r}")
+    if not isinstance(data["runs"], list) or not data["runs"]:
+        raise ConfigError(f"{p}: runs must be a non-empty list")
+    runs = []
+    for i, r in enumerate(data["runs"]):
+        if not isinstance(r, dict) or "name" not in r or "config" not in r:
+            raise ConfigError(f"{p}: runs[{i}] needs a name and a config")
+        bad = set(r) - RUN_KEYS
+        if bad:
+            raise ConfigError(f"{p}: runs[{i}] ({r['name']}): unknown key(s) {', '.join(sorted(bad))}; valid: {', '.join(sorted(RUN_KEYS))}")
+        tasks = r.get("tasks")
+        if tasks is not None and (not isinstance(tasks, list) or not all(isinstance(t, str) for t in tasks)):
+            raise ConfigError(f"{p}: runs[{i}] ({r['name']}): tasks must be a list of task names")
+        runs.append(RunSpec(str(r["name"]), str(r["config"]), _str_list(r.get("set"), f"runs[{i}].set"), tasks, r.get("label")))
+    names = [r.name for r in runs]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ConfigError(f"{p}: run name(s) used twice: {', '.join(dup)}")
+    return Suite(str(data["name"]), {str(k): str(v) for k, v in configs.items()}, seeds, runs,
+                 _str_list(data.get("set"), "set"), data.get("reference"), p)
+
+
+@dataclass
+class Job:
+    run: RunSpec
+    seed: int
+    out: Path
+    overrides: list[str]
+    config_path: Path
+    is_reference: bool
+    reference_dir: Path | None
+
+    @property
+    def label(self) -> str:
+        return f"{self.run.name}/seed{self.seed}"
+
+    def state(self) -> str:
+        if (self.out / "metrics.json").is_file():
+            return "done"
+        if (self.out / "checkpoints" / "last.pt").is_file():
+            return "resume"
+        return "start"
+
+
+def _config_dir(suite: Suite, dataset: str) -> Path:
+    if dataset not in suite.configs:
+        raise ConfigError(f"suite {suite.name!r} has no configs for dataset {dataset!r}; it has {', '.join(suite.configs)}")
+    d = Path(suite.configs[dataset])
+    if not d.is_absolute():
+        d = ROOT / d
+    if not d.is_dir():
+        raise ConfigError(f"config folder not found: {d}")
+    return d
+
+
+def plan(suite: Suite, dataset: str, out: Path, cli_set: list[str] | None = None, only: list[str] | None = None) -> list[Job]:
+    """The jobs in execution order: reference runs first, then the rest in
+    suite order; seeds inner so that every method gets seed 0 before seed 1."""
+    from tsn.config import load_config
+
+    cdir = _config_dir(suite, dataset)
+    names = [r.name for r in suite.runs]
+    for n in only or []:
+        if n not in names:
+            raise ConfigError(f"--only {n}: no such run in suite {suite.name!r}; runs: {', '.join(names)}")
+    ref_name = suite.reference
+    local_ref = ref_name in names if ref_name else False
+    jobs = []
+    ordered = sorted(suite.runs, key=lambda r: 0 if (local_ref and r.name == ref_name) else 1)
+    for run in ordered:
+        if only and run.name not in only:
+            continue
+        cfile = cdir / run.config
+        if not cfile.is_file():
+            raise ConfigError(f"run {run.name}: config file not found: {cfile}")
+        for seed in suite.seeds:
+            is_ref = local_ref and run.name == ref_name
+            ref_dir = None
+            if ref_name and not is_ref:
+                ref_dir = (out / ref_name / f"seed{seed}").resolve()
+            ov = list(suite.set) + list(run.set) + _task_overrides(cfile, run, suite.set) + list(cli_set or [])
+            ov += [f"name={run.name}", f"train.seed={seed}"]
+            if ref_dir is not None:
+                ov.append(f"eval.single_task={ref_dir}")
+            load_config(cfile, ov)  # every config is checked before the first run starts
+            jobs.append(Job(run, seed, out / run.name / f"seed{seed}", ov, cfile, is_ref, ref_dir))
+    return jobs
+
+
+def _task_overrides(cfile: Path, run: RunSpec, suite_set: list[str]) -> list[str]:
+    """``tasks:`` sets data.tasks and keeps only those tasks' loss weights (a
+    weight for an absent task is a config error)."""
+    if run.tasks is None:
+        return []
+    from tsn.config import apply_overrides, load_yaml_with_bases
+
+    raw = apply_overrides(load_yaml_with_bases(cfile), list(suite_set) + list(run.set))
+    weights = {t: w for t, w in ((raw.get("loss") or {}).get("weights") or {}).items() if t in run.tasks}
+    flow = lambda v: yaml.safe_dump(v, default_flow_style=True).strip()  # noqa: E731
+    return [f"data.tasks={flow(run.tasks)}", f"loss.weights={flow(weights)}"]
+
+
+def _check_resumable(job: Job, cfg) -> None:
+    from tsn.config import load_config, to_dict
+
+    saved = job.out / "config.yaml"
+    if not saved.is_file():
+        return
+    old, new = to_dict(load_config(saved)), to_dict(cfg)
+    diff = [k for k in _flat(new) if _flat(old).get(k) != _flat(new)[k]]
+    if diff:
+        raise ConfigError(f"{job.out} was started with a different config ({', '.join(diff[:5])}); "
+                          "pass the same --set, or delete the folder to start over")
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def run_job(job: Job, quiet: bool = True) -> dict:
+    """Start or resume one run; returns its metrics.json content."""
+    import json
+
+    from tsn.config import load_config
+    from tsn.engine.trainer import Trainer
+
+    if job.state() == "done":
+        return json.loads((job.out / "metrics.json").read_text())
+    if job.reference_dir is not None and not (job.reference_dir / "metrics.json").is_file():
+        suite_dir, name = job.reference_dir.parent.parent, job.reference_dir.parent.name
+        raise ConfigError(f"reference run {job.reference_dir} has not finished; run it first "
+                          f"(python -m train.sweep configs/sweeps/{suite_dir.name}.yaml --only {name} --out {suite_dir})")
+    cfg = load_config(job.config_path, job.overrides)
+    resume = job.state() == "resume"
+    if resume:
+        _check_resumable(job, cfg)
+    return Trainer(cfg, job.out, resume=resume, quiet=quiet).fit()
+
+
+def write_manifest(suite: Suite, dataset: str, out: Path) -> None:
+    """``OUT/sweep.json``: which run is which, for the tables and figures."""
+    from tsn.io import atomic_write_json
+
+    atomic_write_json(out / "sweep.json", {
+        "suite": suite.name, "dataset": dataset, "file": str(suite.path), "seeds": suite.seeds,
+        "reference": suite.reference,
+        "runs": [{"name": r.name, "config": r.config, "label": r.label, "tasks": r.tasks, "set": r.set} for r in suite.runs],
+    })
+
+
+def sweep(suite: Suite, dataset: str, out: Path, cli_set: list[str] | None = None, only: list[str] | None = None,
+          dry_run: bool = False, quiet: bool = True, log=print) -> list[dict]:
+    """Run the suite; one summary row per job (name, seed, state before, outcome, seconds, delta_m)."""
+    jobs = plan(suite, dataset, out, cli_set, only)
+    log(f"suite {suite.name} on {dataset}: {len(jobs)} run(s) in {out}")
+    if dry_run:
+        for j in jobs:
+            log(f"  {j.state():6s} {j.label:28s} {j.config_path.name} {' '.join(j.overrides)}")
+        return [{"run": j.run.name, "seed": j.seed, "state": j.state(), "outcome": "dry-run"} for j in jobs]
+    write_manifest(suite, dataset, out)
+    rows = []
+    for i, job in enumerate(jobs, 1):
+        state = job.state()
+        verb = {"done": "finished already, skipped", "resume": "resuming", "start": "starting"}[state]
+        log(f"[{i}/{len(jobs)}] {job.label}: {verb} ({job.out})")
+        t0 = time.time()
+        row = {"run": job.run.name, "seed": job.seed, "state": state, "dir": str(job.out)}
+        try:
+            res = run_job(job, quiet)
+        except KeyboardInterrupt:
+            log(f"[{i}/{len(jobs)}] {job.label}: interrupted; the same command resumes it")
+            raise
+        except TSNError as e:
+            row.update(outcome="failed", error=str(e), seconds=time.time() - t0)
+            log(f"[{i}/{len(jobs)}] {job.label}: FAILED: {e}")
+        else:
+            row.update(outcome="skipped" if state == "done" else "ok", seconds=time.time() - t0, delta_m=res.get("delta_m"))
+            if state != "done":
+                dm = res.get("delta_m")
+                log(f"[{i}/{len(jobs)}] {job.label}: done in {row['seconds']:.0f}s, best epoch {res.get('best_epoch')}"
+                    + (f", delta_m {dm:+.2f}%" if dm is not None else ""))
+        rows.append(row)
+        _release_memory()
+    log(summary(rows))
+    return rows
+
+
+def _release_memory() -> None:
+    """Runs share the process: free the last one's GPU memory before the next."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def summary(rows: list[dict]) -> str:
+    lines = [f"{'run':28s} {'outcome':8s} {'time':>7s} {'delta_m':>8s}"]
+    for r in rows:
+        dm = r.get("delta_m")
+        lines.append(f"{r['run'] + '/seed' + str(r['seed']):28s} {r['outcome']:8s} {r.get('seconds', 0):6.0f}s "
+                     f"{'' if dm is None else f'{dm:+.2f}%':>8s}" + (f"  {r['error']}" if r.get("error") else ""))
+    counts = {k: sum(r["outcome"] == k for r in rows) for k in ("ok", "skipped", "failed")}
+    lines.append(f"{counts['ok']} trained, {counts['skipped']} already finished, {counts['failed']} failed")
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m train.sweep", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("suite", help="suite YAML (configs/sweeps/*.yaml)")
+    p.add_argument("--dataset", default="synthetic", help="which config folder of the suite (default synthetic)")
+    p.add_argument("--out", help="sweep folder (default runs/sweeps/<dataset>/<suite name>)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a key in every run")
+    p.add_argument("--only", action="append", default=[], metavar="NAME", help="run only this run (repeatable)")
+    p.add_argument("--seeds", type=int, nargs="+", help="run these seeds instead of the suite's")
+    p.add_argument("--dry-run", action="store_true", help="list the runs and their state; train nothing")
+    p.add_argument("--verbose", action="store_true", help="show each run's own log lines")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        suite = load_suite(args.suite)
+        if args.seeds:
+            suite.seeds = list(args.seeds)
+        out = Path(args.out or Path("runs") / "sweeps" / args.dataset / suite.name)
+        rows = sweep(suite, args.dataset, out, args.set, args.only, args.dry_run, quiet=not args.verbose,
+                     log=lambda m: print(m, flush=True))
+    except TSNError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; run the same command to resume", file=sys.stderr)
+        return 130
+    return 1 if any(r["outcome"] == "failed" for r in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
