@@ -38,6 +38,7 @@ from tsn.engine.logger import RunLogger
 from tsn.engine.optim import Schedule, build_optimizer
 from tsn.engine.sampling import EpochSampler, SeededDataset, _mix
 from tsn.errors import CheckpointError, ConfigError, TSNError
+from tsn.grouping import AffinityAccumulator, tag_affinity_step
 from tsn.io import atomic_write_json, atomic_write_text
 from tsn.losses import MultiTaskLoss
 from tsn.metrics import MultiTaskMetrics, delta_m, higher_is_better
@@ -145,6 +146,9 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self.epoch_losses: dict[str, list[float]] = {}
         self.elapsed = 0.0
+        self.tag = AffinityAccumulator()  # TAG: inter-task affinities averaged over training
+        if cfg.train.tag_every:
+            self._check_tag()
         if resume:
             self._resume()
 
@@ -156,6 +160,7 @@ class Trainer:
             "batch": self.batch_in_segment, "step": self.step, "optimizer": self.optimizer.state_dict(),
             "schedule": self.schedule.state_dict(), "weighting": self.weighting.state_dict(), "rng": rng_state(),
             "best": self.best, "history": self.history, "epoch_losses": self.epoch_losses, "elapsed": self.elapsed,
+            **({"tag": self.tag.state_dict()} if self.cfg.train.tag_every else {}),
         }
 
     def save(self, name: str) -> None:
@@ -180,6 +185,8 @@ class Trainer:
         self.epoch, self.segment, self.batch_in_segment, self.step = ckpt["epoch"], ckpt["segment"], ckpt["batch"], ckpt["step"]
         self.best, self.history, self.epoch_losses = ckpt["best"], ckpt["history"], ckpt["epoch_losses"]
         self.elapsed = ckpt.get("elapsed", 0.0)
+        if "tag" in ckpt:
+            self.tag.load_state_dict(ckpt["tag"])
         self.log.info(f"resumed from {path} at epoch {self.epoch + 1}, step {self.step}")
 
     # ------------------------------------------------------------------ plan
@@ -256,6 +263,8 @@ class Trainer:
     def _train_step(self, batch: dict, tasks: list[str]) -> tuple[dict[str, float], dict[str, float]]:
         cfg = self.cfg
         batch = to_device(batch, self.device, cfg.train.channels_last)
+        if cfg.train.tag_every and self.step % cfg.train.tag_every == 0:
+            self._tag_step(batch)
         with autocast(self.device, self.amp):
             preds = self.net(batch["image"], tasks=tasks)
         preds = {t: p.float() for t, p in preds.items()}
@@ -285,6 +294,52 @@ class Trainer:
             scalars.update({f"lr/{g.get('name', i)}": g["lr"] for i, g in enumerate(self.optimizer.param_groups)})
         self.log.scalars(scalars, self.step + 1)
         return values, weights
+
+    # ------------------------------------------------------------------ TAG (Fifty et al., NeurIPS 2021)
+
+    def _check_tag(self) -> None:
+        t = self.cfg.train
+        if t.tag_every < 0:
+            raise ConfigError(f"train.tag_every must be >= 0, got {t.tag_every}")
+        if t.tag_lr is not None and not (math.isfinite(t.tag_lr) and t.tag_lr > 0):
+            raise ConfigError(f"train.tag_lr must be a positive number or null, got {t.tag_lr}")
+        if len(self.tasks) < 2 or not self.model.shared_parameters():
+            raise ConfigError(f"train.tag_every needs >= 2 tasks and shared parameters; {self.cfg.model.name} "
+                              f"with {len(self.tasks)} task(s) has none to measure affinities on")
+
+    def _tag_step(self, batch: dict) -> None:
+        """One look-ahead affinity measurement on this step's batch, before the step.
+
+        Always over all tasks (also under paper/random sampling, where the
+        step itself trains one task).  Losses are the criterion's times the
+        static ``loss.weights`` (so task i's look-ahead step has the scale of
+        its share of the training update; Z_{i->j} is a ratio, so j's weight
+        cancels); learned weightings (uncertainty, dwa, gradnorm) are not
+        applied.  Plain SGD step of ``train.tag_lr`` (default: the current
+        decoder-group lr) on ``model.shared_parameters()``; the model stays in
+        train mode (batch statistics, as in training) and every buffer (BN
+        running statistics) and the RNG state are restored, so the run
+        continues bit-identically.  Under DDP each process measures on its
+        shard and the affinities are averaged.
+        """
+        cfg = self.cfg
+        lr = cfg.train.tag_lr or next(g["lr"] for g in self.optimizer.param_groups if g.get("name") == "decoder")
+        targets = {t: batch[t] for t in self.tasks if t in batch}
+        static = self.weighting.static
+
+        def losses() -> dict[str, Tensor]:
+            with autocast(self.device, self.amp):
+                preds = self.model(batch["image"], tasks=self.tasks)
+            out = self.criterion({t: p.float() for t, p in preds.items()}, targets)
+            return {t: static[t] * v for t, v in out.items()}
+
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            z = tag_affinity_step(self.model.shared_parameters(), losses, lr, restore=list(self.model.buffers()))
+        if self.dist.enabled:
+            flat = all_reduce_mean({f"{i}\t{j}": v for (i, j), v in z.items()}, self.device)
+            z = {tuple(k.split("\t")): v for k, v in flat.items()}
+        self.tag.update(z)
 
     # ------------------------------------------------------------------ validation
 
@@ -343,6 +398,9 @@ class Trainer:
             "train_time_s": round(self.elapsed, 1), "steps": self.step, "processes": self.dist.world_size,
             "history": self.history,
         }
+        if self.cfg.train.tag_every:  # TAG: mean Z_{i->j} over training, row i onto column j
+            result["tag_affinity"] = self.tag.matrix(self.tasks)
+            result["tag_measurements"] = max(self.tag.counts.values(), default=0)
         if self.dist.is_main and self.out is not None:
             atomic_write_json(self.out / "metrics.json", result)
         self.log.close()
