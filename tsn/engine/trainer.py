@@ -361,7 +361,8 @@ class Trainer:
     def _validate(self, epoch: int) -> None:
         images = _ImageSampler(self.cfg.train.images_every_val, self.tasks) if self.dist.is_main else None
         res = self.run_validation(self.cfg.eval.val_edge_thresholds, on_batch=images)
-        self.schedule.step_epoch(res.mean_loss) if epoch > 0 else None
+        if epoch > 0:  # the plateau schedule follows the mean validation loss, as in the release
+            self.schedule.step_epoch(res.mean_loss)
         score, name, hib = self.score(res.metrics)
         entry = {"epoch": epoch, "step": self.step, "val": res.metrics, "val_loss": res.losses,
                  name: score, "time_s": round(self.elapsed, 1)}
