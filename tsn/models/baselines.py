@@ -34,7 +34,9 @@ class TaskNormNet(MultiTaskModel):
         b = x.shape[0]
         cond = Condition.stacked([self.tasks.index(t) for t in tasks], b, device=x.device)
         y = self.decoder(self.encoder(x), cond, x.shape[-2:], repeat=len(tasks))
-        return {t: self.heads(y[i * b : (i + 1) * b], t) for i, t in enumerate(tasks)}
+        # split, not slicing: one backward node that concatenates, where each slice's
+        # backward would fill a zero tensor as large as the whole stacked output
+        return {t: self.heads(yt, t) for yt, t in zip(y.split(b), tasks)}
 
     def shared_parameters(self) -> list[nn.Parameter]:
         return [p for p in list(self.encoder.parameters()) + list(self.decoder.parameters()) if p.requires_grad]

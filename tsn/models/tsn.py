@@ -34,7 +34,9 @@ class TaskSwitchingNet(MultiTaskModel):
             lat = self.latents(tasks)
             cond = Condition.stacked([self.tasks.index(t) for t in tasks], b, lat, device=x.device)
         y = self.decoder(feats, cond, x.shape[-2:], repeat=len(tasks))
-        return {t: self.heads(y[i * b : (i + 1) * b], t) for i, t in enumerate(tasks)}
+        # split, not slicing: one backward node that concatenates, where each slice's
+        # backward would fill a zero tensor as large as the whole stacked output
+        return {t: self.heads(yt, t) for yt, t in zip(y.split(b), tasks)}
 
     def add_task(self, name: str, channels: int, code: Tensor | None = None, learnable: bool = True, seed: int = 0) -> None:
         """Add a task to a trained network: a new code (learnable by default)
