@@ -269,12 +269,12 @@ class Trainer:
             preds = self.net(batch["image"], tasks=tasks)
         preds = {t: p.float() for t, p in preds.items()}
         losses = self.criterion(preds, {t: batch[t] for t in tasks if t in batch})
-        for t, v in losses.items():
-            if not torch.isfinite(v):
-                last = self.out / "checkpoints" / "last.pt" if self.out else None
-                raise TrainingError(
-                    f"non-finite {t} loss ({float(v.detach())}) at step {self.step + 1} (epoch {self.epoch + 1}); "
-                    f"stopped; last good checkpoint: {last if last and last.is_file() else 'none yet'}")
+        if not bool(torch.isfinite(torch.stack([v.detach() for v in losses.values()])).all()):  # one sync per step
+            t, v = next((t, v) for t, v in losses.items() if not torch.isfinite(v))
+            last = self.out / "checkpoints" / "last.pt" if self.out else None
+            raise TrainingError(
+                f"non-finite {t} loss ({float(v.detach())}) at step {self.step + 1} (epoch {self.epoch + 1}); "
+                f"stopped; last good checkpoint: {last if last and last.is_file() else 'none yet'}")
         shared = self.model.gradnorm_parameters() if cfg.loss.weighting == "gradnorm" else None
         total, weights = self.weighting(losses, shared)
         self.optimizer.zero_grad(set_to_none=True)
