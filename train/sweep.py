@@ -39,6 +39,7 @@ from pathlib import Path
 import yaml
 
 from tsn.errors import ConfigError, TSNError
+from tsn.config import read_yaml_mapping
 
 ROOT = Path(__file__).resolve().parents[1]
 SUITE_KEYS = {"name", "configs", "seeds", "set", "runs", "reference", "description"}
@@ -76,14 +77,7 @@ def _str_list(value, where: str) -> list[str]:
 def load_suite(path: str | Path) -> Suite:
     """Parse and check a suite file; errors name the key."""
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"suite file not found: {path}")
-    try:
-        data = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{p} is not valid YAML: {str(e).splitlines()[0]}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{p} must hold a mapping")
+    data = read_yaml_mapping(p, "suite")
     unknown = set(data) - SUITE_KEYS
     if unknown:
         raise ConfigError(f"{p}: unknown suite key(s) {', '.join(sorted(unknown))}; valid: {', '.join(sorted(SUITE_KEYS))}")

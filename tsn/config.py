@@ -223,19 +223,26 @@ def _merge(base: dict, over: dict) -> dict:
     return out
 
 
-def load_yaml_with_bases(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
-    """Read a YAML config, resolving ``base:`` includes (relative to the file)."""
-    p = Path(path).expanduser().resolve()
+def read_yaml_mapping(path: str | Path, what: str = "config") -> dict:
+    """A YAML file that must hold a mapping; every failure is one ConfigError line."""
+    p = Path(path).expanduser()
     if not p.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    if p in _seen:
-        raise ConfigError(f"config base files include each other: {' -> '.join(map(str, _seen + (p,)))}")
+        raise ConfigError(f"{what} file not found: {path}")
     try:
         data = yaml.safe_load(p.read_text()) or {}
     except yaml.YAMLError as e:
         raise ConfigError(f"{p} is not valid YAML: {str(e).splitlines()[0]}") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"{p} must hold a mapping of config keys")
+        raise ConfigError(f"{p} must hold a mapping of {what} keys")
+    return data
+
+
+def load_yaml_with_bases(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
+    """Read a YAML config, resolving ``base:`` includes (relative to the file)."""
+    p = Path(path).expanduser().resolve()
+    if p in _seen:
+        raise ConfigError(f"config base files include each other: {' -> '.join(map(str, _seen + (p,)))}")
+    data = read_yaml_mapping(p if p.is_file() else path)
     bases = data.pop("base", None)
     if bases is None:
         return data
