@@ -143,6 +143,9 @@ def test_config_errors_name_the_key_and_valid_choices():
         load_config(data=tiny(train={"sampling": "sometimes"}))
     with pytest.raises(ConfigError, match="unknown weighting 'magic'"):
         load_config(data=tiny(loss={"weighting": "magic"}))
+    with pytest.raises(ConfigError, match="unknown task 'semseq'"):
+        load_config(data=tiny(loss={"weights": {"semseq": 2.0}}))
+    load_config(data=tiny(loss={"weights": {"depth": 2.0}}))  # a known task not trained here: ignored
     with pytest.raises(ConfigError, match="--set expects key=value"):
         load_config(data=tiny(), overrides=["train.epochs"])
 

@@ -129,7 +129,8 @@ class Trainer:
         if cfg.train.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.criterion = MultiTaskLoss(self.tasks, edge_pos_weight=cfg.loss.edge_pos_weight)
-        self.weighting = build_weighting(cfg.loss.weighting, self.tasks, cfg.loss.weights, **cfg.loss.weighting_options).to(self.device)
+        self.loss_weights = {t: w for t, w in cfg.loss.weights.items() if t in self.tasks}
+        self.weighting = build_weighting(cfg.loss.weighting, self.tasks, self.loss_weights, **cfg.loss.weighting_options).to(self.device)
         self.optimizer = build_optimizer(cfg.optim, self.model, self.weighting.param_groups(cfg.optim.weighting_lr))
         self.segments_per_epoch = len(self.tasks) if cfg.train.sampling == "paper" else 1
         self.schedule = Schedule(cfg.optim, self.optimizer, self.segments_per_epoch * self.sampler.num_batches(), cfg.train.epochs)
