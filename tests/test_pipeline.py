@@ -296,3 +296,17 @@ def test_ddp_two_processes_equal_one_process(tmp_path):
     for task in one["val"]:
         for m, v in one["val"][task].items():
             assert two["val"][task][m] == pytest.approx(v, abs=1e-3), (task, m)
+
+
+def test_best_checkpoint_follows_the_selection_rule(tmp_path):
+    res = train(tmp_path / "loss", train={"epochs": 3, "sampling": "all"}, loss={"weights": {"edge": 5.0}})
+    assert res["selected_by"] == "weighted_val_loss"
+    hist = [h for h in res["history"] if h["epoch"] > 0]
+    for h in hist:  # the recorded score is the training-weighted validation loss
+        want = 5.0 * h["val_loss"]["edge"] + h["val_loss"]["semseg"] + h["val_loss"]["normals"]
+        assert h["weighted_val_loss"] == pytest.approx(want)
+    assert res["best_epoch"] == min(hist, key=lambda h: h["weighted_val_loss"])["epoch"]
+    res = train(tmp_path / "metric", train={"epochs": 3, "sampling": "all"}, eval={"select_metric": "semseg/mIoU"})
+    hist = [h for h in res["history"] if h["epoch"] > 0]
+    assert res["selected_by"] == "semseg/mIoU"
+    assert res["best_epoch"] == max(hist, key=lambda h: h["semseg/mIoU"])["epoch"]

@@ -118,7 +118,7 @@ class TrainConfig:
 class EvalConfig:
     batch_size: int = 16
     single_task: str | None = None  # run dir or metrics.json of single-task references (for delta_m)
-    select_metric: str | None = None  # "task/metric" for best.pt when no single-task refs; None: first task headline
+    select_metric: str | None = None  # "task/metric" for best.pt without single-task refs; None: weighted val loss
     sal_headline: Literal["a", "b"] = "a"
     edge_thresholds: int = 99
     val_edge_thresholds: int = 9  # coarser edge evaluation during training-time validation

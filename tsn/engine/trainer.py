@@ -344,11 +344,15 @@ class Trainer:
 
     # ------------------------------------------------------------------ validation
 
-    def score(self, results: dict[str, dict[str, float]]) -> tuple[float, str, bool]:
-        """(value, name, higher_is_better) of the model-selection criterion."""
+    def score(self, results: dict[str, dict[str, float]], losses: dict[str, float]) -> tuple[float, str, bool]:
+        """(value, name, higher_is_better) of the model-selection criterion:
+        delta_m against single-task references; else ``eval.select_metric``;
+        else the validation loss weighted as in training (every task counts)."""
         if self.reference is not None:
             return delta_m(results, self.reference), "delta_m", False
-        sel = self.cfg.eval.select_metric or f"{self.tasks[0]}/{get_task(self.tasks[0]).headline}"
+        sel = self.cfg.eval.select_metric
+        if sel is None:
+            return sum(self.weighting.static[t] * v for t, v in losses.items()), "weighted_val_loss", False
         task, metric = sel.split("/", 1)
         if task not in results or metric not in results[task]:
             raise ConfigError(f"eval.select_metric {sel!r}: no such metric; {task} has {', '.join(results.get(task, {}))}")
@@ -364,7 +368,7 @@ class Trainer:
         res = self.run_validation(self.cfg.eval.val_edge_thresholds, on_batch=images)
         if epoch > 0:  # the plateau schedule follows the mean validation loss, as in the release
             self.schedule.step_epoch(res.mean_loss)
-        score, name, hib = self.score(res.metrics)
+        score, name, hib = self.score(res.metrics, res.losses)
         entry = {"epoch": epoch, "step": self.step, "val": res.metrics, "val_loss": res.losses,
                  name: score, "time_s": round(self.elapsed, 1)}
         if self.reference is not None:
