@@ -8,7 +8,7 @@ from tsn.tasks import get_task
 # metrics shown per task in the console table (all of them go to metrics.json)
 SHOWN = {
     "edge": ["odsF", "oisF", "AP"],
-    "semseg": ["mIoU", "pixel_acc"],
+    "semseg": ["mIoU", "pixAcc"],
     "parts": ["mIoU"],
     "normals": ["mean", "median", "rmse", "11.25", "22.5", "30"],
     "sal": ["mIoU", "maxF", "maxF_b"],
