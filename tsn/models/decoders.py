@@ -48,6 +48,14 @@ def upsample(x: Tensor, size: Sequence[int]) -> Tensor:
         return x
     if x.is_cuda and x.is_contiguous():
         return _lerp_axis(_lerp_axis(x, x.dim() - 1, size[1]), x.dim() - 2, size[0])
+    n, c, h, w = x.shape
+    if x.device.type == "cpu" and x.is_contiguous() and n * c >= 4096 and h * w >= 256:
+        # The native CPU kernel slows down sharply on a task-stacked batch (measured
+        # [80, 64, 32, 32] -> 64x64: 252 ms, against 6 ms for [16, 64, 32, 32]);
+        # viewing every (row, channel) plane as its own image gives the same
+        # result (to 5e-7) in 70 ms.
+        return F.interpolate(x.view(n * c, 1, h, w), size=tuple(size), mode="bilinear",
+                             align_corners=True).view(n, c, *size)
     return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=True)
 
 
