@@ -12,13 +12,14 @@ import numpy as np
 
 
 class RunLogger:
-    def __init__(self, out_dir: Path | None, enabled: bool = True, quiet: bool | None = None) -> None:
-        self.enabled = enabled and out_dir is not None
+    """``main`` is False on every process but rank 0: those write and print nothing."""
+
+    def __init__(self, out_dir: Path | None, main: bool = True, quiet: bool | None = None) -> None:
+        self.main = main
         self.quiet = bool(os.environ.get("TSN_QUIET")) if quiet is None else quiet
         self._file = None
         self._tb = None
-        if self.enabled:
-            assert out_dir is not None
+        if main and out_dir is not None:
             out_dir.mkdir(parents=True, exist_ok=True)
             self._file = open(out_dir / "log.txt", "a", buffering=1)
             from torch.utils.tensorboard import SummaryWriter
@@ -26,12 +27,10 @@ class RunLogger:
             self._tb = SummaryWriter(log_dir=str(out_dir / "tb"))
 
     def info(self, msg: str) -> None:
-        if not self.enabled and self._file is None and self.quiet:
-            return
         line = f"[{time.strftime('%H:%M:%S')}] {msg}"
         if self._file is not None:
             self._file.write(line + "\n")
-        if not self.quiet and (self.enabled or self._file is None):
+        if self.main and not self.quiet:
             print(line, file=sys.stderr, flush=True)
 
     def scalars(self, values: dict[str, float], step: int) -> None:

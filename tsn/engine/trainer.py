@@ -18,7 +18,6 @@ exactly as if it had not stopped.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import sys
 import time
@@ -115,7 +114,7 @@ class Trainer:
         self.dist: DistInfo = init_distributed(self.device.type)
         if self.device.type == "cuda" and self.dist.enabled:
             self.device = torch.device("cuda", self.dist.local_rank)
-        self.log = RunLogger(self.out, enabled=self.dist.is_main, quiet=quiet)
+        self.log = RunLogger(self.out, main=self.dist.is_main, quiet=quiet)
         self.tasks = list(cfg.data.tasks)
         self.amp = cfg.train.amp if cfg.train.amp is not None else self.device.type == "cuda"
         torch.manual_seed(cfg.train.seed)
@@ -429,4 +428,4 @@ class _ImageSampler:
             self.seen += 1
 
 
-__all__ = ["Trainer", "TrainingError", "build_data", "dataclasses", "math", "metric_options"]
+__all__ = ["Trainer", "TrainingError", "build_data", "metric_options"]
