@@ -351,6 +351,9 @@ def main(argv=None) -> int:
 
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))
+    from tsn.runtime import tune_cpu_allocator
+
+    allocator = "tuned" if tune_cpu_allocator() else "system"  # what the train/eval commands run with
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.quick:
@@ -367,7 +370,7 @@ def main(argv=None) -> int:
     models = [m for m in args.models.split(",") if m]
     skip = set(args.skip.split(","))
     dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else (platform.processor() or platform.machine())
-    opts = f"amp={args.amp} channels_last={args.channels_last} compile={args.compile}"
+    opts = f"amp={args.amp} channels_last={args.channels_last} compile={args.compile} cpu_allocator={allocator}"
     print(f"device {device} ({dev_name}), {torch.get_num_threads()} threads, torch {torch.__version__}, "
           f"batch {args.batch}, {len(tasks)} tasks, {opts}, median of {args.repeats}", flush=True)
     print(HEADER, flush=True)
@@ -389,7 +392,8 @@ def main(argv=None) -> int:
     if args.json:
         meta = {"device": str(device), "device_name": dev_name, "threads": torch.get_num_threads(),
                 "torch": torch.__version__, "batch": args.batch, "tasks": tasks, "amp": args.amp,
-                "channels_last": args.channels_last, "compile": args.compile, "repeats": args.repeats,
+                "channels_last": args.channels_last, "compile": args.compile, "cpu_allocator": allocator,
+                "repeats": args.repeats,
                 "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])])}
         Path(args.json).write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     return 0

@@ -36,6 +36,7 @@ def load_run(path: str | Path, overrides: list[str] | None = None, device: str =
     from tsn.engine.checkpoint import load_checkpoint, load_model_state
     from tsn.engine.trainer import resolve_device
     from tsn.models import build_model
+    from tsn.runtime import tune_cpu_allocator
 
     ckpt = load_checkpoint(path)
     if "config" not in ckpt:
@@ -43,6 +44,8 @@ def load_run(path: str | Path, overrides: list[str] | None = None, device: str =
     cfg = load_config(data=apply_overrides(ckpt["config"], list(overrides or [])))
     cfg.model.pretrained = False  # the checkpoint holds the weights
     dev = resolve_device(device)
+    if dev.type == "cpu":
+        tune_cpu_allocator()
     model = build_model(cfg.model, ckpt.get("tasks") or {})
     load_model_state(model, ckpt)
     return cfg, model.to(dev).eval(), ckpt

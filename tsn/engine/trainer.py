@@ -44,6 +44,7 @@ from tsn.metrics import MultiTaskMetrics, delta_m, higher_is_better
 from tsn.models import build_model
 from tsn.models.params import parameter_report
 from tsn.models.registry import task_channels_for
+from tsn.runtime import tune_cpu_allocator
 from tsn.tasks import get_task
 from tsn.weighting import build_weighting
 
@@ -111,6 +112,8 @@ class Trainer:
         self.cfg = cfg
         self.out = Path(out_dir) if out_dir is not None else None
         self.device = resolve_device(cfg.train.device)
+        if self.device.type == "cpu":
+            tune_cpu_allocator()  # large activations stop being page-faulted in every step (tsn/runtime.py)
         self.dist: DistInfo = init_distributed(self.device.type)
         if self.device.type == "cuda" and self.dist.enabled:
             self.device = torch.device("cuda", self.dist.local_rank)

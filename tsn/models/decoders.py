@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from tsn.errors import ConfigError
 from tsn.nn.blocks import CondConv
 from tsn.nn.condition import Condition
+from tsn.runtime import cpu_allocator_tuned
 
 PAPER_SKIP_WIDTHS = (64, 64, 128, 256, 512)
 PAPER_UP_WIDTHS = (512, 256, 256, 128, 64)
@@ -49,11 +50,13 @@ def upsample(x: Tensor, size: Sequence[int]) -> Tensor:
     if x.is_cuda and x.is_contiguous():
         return _lerp_axis(_lerp_axis(x, x.dim() - 1, size[1]), x.dim() - 2, size[0])
     n, c, h, w = x.shape
-    if x.device.type == "cpu" and x.is_contiguous() and n * c >= 4096 and h * w >= 256:
-        # The native CPU kernel slows down sharply on a task-stacked batch (measured
-        # [80, 64, 32, 32] -> 64x64: 252 ms, against 6 ms for [16, 64, 32, 32]);
-        # viewing every (row, channel) plane as its own image gives the same
-        # result (to 5e-7) in 70 ms.
+    if (x.device.type == "cpu" and not cpu_allocator_tuned() and x.is_contiguous()
+            and n * c >= 4096 and h * w >= 256):
+        # With glibc's default allocator the native CPU kernel slows down sharply on a
+        # task-stacked batch ([80, 64, 32, 32] -> 64x64: 257 ms, against 6 ms for
+        # [16, 64, 32, 32]); viewing every (row, channel) plane as its own image gives
+        # the same result (to 5e-7) in 70 ms. With the tuned allocator (tsn/runtime.py)
+        # the native kernel takes 38 ms and this view 50 ms, so it is not used.
         return F.interpolate(x.view(n * c, 1, h, w), size=tuple(size), mode="bilinear",
                              align_corners=True).view(n, c, *size)
     return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=True)
