@@ -89,6 +89,32 @@ def test_adain_matches_its_formula():
     assert torch.allclose(got, want, atol=1e-5)
 
 
+def test_instance_norm_affine_keeps_values_gradients_and_memory_format():
+    """The fused fold and its channels-last route equal IN followed by the
+    per-row affine, in value and gradient, and a channels-last input gives a
+    channels-last output (the next convolution expects it)."""
+    from tsn.nn.norms import instance_norm_affine
+
+    torch.manual_seed(0)
+    x0, g0, b0 = torch.randn(6, 5, 7, 9), torch.randn(6, 5), torch.randn(6, 5)
+    dy = torch.randn(6, 5, 7, 9)
+
+    def run(fn, fmt):
+        x = x0.clone(memory_format=fmt).requires_grad_()
+        g, b = g0.clone().requires_grad_(), b0.clone().requires_grad_()
+        y = fn(x, g, b)
+        y.backward(dy)
+        return y, x.grad, g.grad, b.grad
+
+    ref = lambda x, g, b: g[:, :, None, None] * F.instance_norm(x) + b[:, :, None, None]  # noqa: E731
+    want = run(ref, torch.contiguous_format)
+    for fmt in (torch.contiguous_format, torch.channels_last):
+        got = run(instance_norm_affine, fmt)
+        assert got[0].is_contiguous(memory_format=fmt)
+        for a, b in zip(got, want):
+            torch.testing.assert_close(a, b, atol=2e-5, rtol=1e-5)
+
+
 def test_adain_starts_as_identity_affine():
     norm = AdaIN(3, latent_dim=4)
     assert torch.equal(norm.affine.bias, torch.tensor([1.0, 1, 1, 0, 0, 0]))

@@ -25,14 +25,19 @@ def instance_norm_affine(x: Tensor, gamma: Tensor, beta: Tensor, eps: float = 1e
     For a contiguous (NCHW) map the rows are folded into the channel axis,
     [N, C, H, W] -> [1, N*C, H, W], so ONE group_norm kernel normalises and
     applies the affine: measured 2.7x faster (forward + backward) than
-    group_norm followed by addcmul on CPU, equal to 2e-6. A channels-last
-    map would be copied by that fold, so it keeps the two-kernel path."""
+    group_norm followed by addcmul on CPU, equal to 2e-6. On CPU a
+    channels-last map takes the same path through an NCHW copy and back:
+    still 1.4-1.7x faster than the two kernels on the channels-last map
+    ([80, 16, 128, 128]: 116 -> 70 ms). On CUDA a channels-last map keeps the
+    two-kernel path (the copies are unmeasured there)."""
     n, c, h, w = x.shape
     if h * w == 1:
         return beta.reshape(n, c, 1, 1).expand_as(x) + 0 * x
-    if x.is_contiguous():
-        return F.group_norm(x.reshape(1, n * c, h, w), n * c, gamma.reshape(-1), beta.reshape(-1), eps).view(n, c, h, w)
-    return torch.addcmul(beta[:, :, None, None], F.group_norm(x, c, eps=eps), gamma[:, :, None, None])
+    contiguous = x.is_contiguous()
+    if not contiguous and x.is_cuda:
+        return torch.addcmul(beta[:, :, None, None], F.group_norm(x, c, eps=eps), gamma[:, :, None, None])
+    y = F.group_norm(x.contiguous().view(1, n * c, h, w), n * c, gamma.reshape(-1), beta.reshape(-1), eps).view(n, c, h, w)
+    return y if contiguous else y.contiguous(memory_format=torch.channels_last)
 
 
 @NORMS.register("adain")
