@@ -286,6 +286,24 @@ def test_decoder_interpolation_is_align_corners_bilinear():
     assert torch.equal(upsample(x, (6, 8)), F.interpolate(x, size=(6, 8), mode="bilinear", align_corners=True))
 
 
+def test_channels_last_upsample_behind_a_concat_has_the_nchw_gradient():
+    """The decoder's pattern cat([up(x), skip]) -> conv: on a channels-last
+    map the upsampling hands a channels-last gradient back (a fast path),
+    equal to the NCHW computation."""
+    from tsn.models.decoders import upsample
+
+    torch.manual_seed(0)
+    x0, skip, w = torch.randn(3, 4, 5, 6), torch.randn(3, 2, 9, 11), torch.randn(5, 6, 3, 3)
+    grads = []
+    for fmt in (torch.contiguous_format, torch.channels_last):
+        x = x0.clone(memory_format=fmt).requires_grad_()
+        y = F.conv2d(torch.cat([upsample(x, (9, 11)), skip.contiguous(memory_format=fmt)], dim=1), w.contiguous(memory_format=fmt))
+        (y * torch.arange(y.numel()).view_as(y).sin()).sum().backward()
+        grads.append(x.grad)
+    assert grads[1].is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(grads[1], grads[0], atol=1e-5, rtol=1e-5)
+
+
 def test_tsn_count_does_not_grow_with_tasks_and_baselines_do():
     from eval.scaling import scaling_rows
 
