@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from tsn.nn.condition import Condition
@@ -28,6 +29,6 @@ class CondConv(nn.Module):
 
     def forward(self, x: Tensor, cond: Condition, repeat: int = 1) -> Tensor:
         x = self.conv(x)
-        if repeat > 1:
-            x = x.repeat(repeat, 1, 1, 1)
+        if repeat > 1:  # cat, not repeat: it keeps a channels-last map channels-last
+            x = torch.cat([x] * repeat)
         return self.act(self.norm(x, cond))

@@ -95,11 +95,10 @@ class AffineIN(nn.Module):
         self.norm = nn.InstanceNorm2d(channels, affine=True)
 
     def forward(self, x: Tensor, cond: Condition | None = None) -> Tensor:
-        if x.shape[-1] * x.shape[-2] == 1:
-            return self.norm.bias.view(1, -1, 1, 1).expand_as(x) + 0 * x
-        # = InstanceNorm2d(affine, no running stats) with the affine fused; the
-        # group_norm kernel is about 2x faster than instance_norm on CPU
-        return F.group_norm(x, x.shape[1], self.norm.weight, self.norm.bias, self.norm.eps)
+        # = InstanceNorm2d(affine, no running stats) through the fused group_norm
+        # kernel (about 2x faster than instance_norm on CPU)
+        n = x.shape[0]
+        return instance_norm_affine(x, self.norm.weight.expand(n, -1), self.norm.bias.expand(n, -1), self.norm.eps)
 
 
 @NORMS.register("bn")
