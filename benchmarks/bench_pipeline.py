@@ -44,8 +44,11 @@ def main(argv=None) -> int:
     from tsn.losses import MultiTaskLoss
     from tsn.models import build_model
     from tsn.models.registry import task_channels_for
+    from tsn.runtime import tune_cpu_allocator
 
     device = torch.device(args.device)
+    if device.type == "cpu":
+        tune_cpu_allocator()  # as the trainer does
 
     def config(cache: bool, workers: int):
         return load_config(ROOT / args.config, [
@@ -56,13 +59,16 @@ def main(argv=None) -> int:
     cfg = config(False, 0)
     tasks = list(cfg.data.tasks)
     torch.manual_seed(0)
+    cl = cfg.train.channels_last  # the config's memory format, as the trainer runs it
     model = build_model(cfg.model, task_channels_for(tasks, cfg.data.name)).to(device).train()
+    if cl:
+        model = model.to(memory_format=torch.channels_last)
     opt = build_optimizer(cfg.optim, model)
     crit = MultiTaskLoss(tasks, edge_pos_weight=cfg.loss.edge_pos_weight)
     weights = {t: float(cfg.loss.weights.get(t, 1.0)) for t in tasks}
 
     def step(batch: dict) -> None:
-        batch = to_device(batch, device)
+        batch = to_device(batch, device, cl)
         preds = model(batch["image"], tasks=tasks)
         losses = crit({t: p.float() for t, p in preds.items()}, {t: batch[t] for t in tasks})
         opt.zero_grad(set_to_none=True)
@@ -91,7 +97,8 @@ def main(argv=None) -> int:
 
     pregenerated()  # warm-up
     rows = []
-    print(f"{args.model}, {args.size}px, {len(held)} batches of 16, {torch.get_num_threads()} threads, device {device}")
+    print(f"{args.model}, {args.size}px, {len(held)} batches of 16, {torch.get_num_threads()} threads, device {device}, "
+          f"channels_last={cl}")
     print(f"{'data':<26}{'epoch s':>9}{'pregen s':>10}{'ratio':>8}")
     for cache in (False, True):
         for workers in (0, 1):
@@ -110,7 +117,7 @@ def main(argv=None) -> int:
     best = min(r["ratio"] for r in rows)
     print(f"target <= 1.10: best {best:.3f} ({'met' if best <= 1.10 else 'NOT met'})")
     if args.json:
-        Path(args.json).write_text(json.dumps({"size": args.size, "batches": len(held), "model": args.model,
+        Path(args.json).write_text(json.dumps({"size": args.size, "batches": len(held), "model": args.model, "channels_last": cl,
                                                "threads": torch.get_num_threads(), "rows": rows}, indent=2))
     return 0
 

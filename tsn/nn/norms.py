@@ -96,7 +96,10 @@ class AffineIN(nn.Module):
 
     def forward(self, x: Tensor, cond: Condition | None = None) -> Tensor:
         # = InstanceNorm2d(affine, no running stats) through the fused group_norm
-        # kernel (about 2x faster than instance_norm on CPU)
+        # kernel (about 2x faster than instance_norm on CPU); on CUDA the plain
+        # group_norm call is the path that was measured there
+        if x.is_cuda and x.shape[-1] * x.shape[-2] > 1:
+            return F.group_norm(x, x.shape[1], self.norm.weight, self.norm.bias, self.norm.eps)
         n = x.shape[0]
         return instance_norm_affine(x, self.norm.weight.expand(n, -1), self.norm.bias.expand(n, -1), self.norm.eps)
 
