@@ -44,11 +44,16 @@ def main(argv=None) -> int:
     from tsn.losses import MultiTaskLoss
     from tsn.models import build_model
     from tsn.models.registry import task_channels_for
+    from tsn.errors import ConfigError
     from tsn.runtime import tune_cpu_allocator
 
     device = torch.device(args.device)
     if device.type == "cpu":
-        tune_cpu_allocator()  # as the trainer does
+        try:
+            tune_cpu_allocator()  # as the trainer does
+        except ConfigError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
 
     def config(cache: bool, workers: int):
         return load_config(ROOT / args.config, [

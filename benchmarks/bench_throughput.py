@@ -351,9 +351,14 @@ def main(argv=None) -> int:
 
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))
+    from tsn.errors import ConfigError
     from tsn.runtime import tune_cpu_allocator
 
-    allocator = "tuned" if tune_cpu_allocator() else "system"  # what the train/eval commands run with
+    try:
+        allocator = "tuned" if tune_cpu_allocator() else "system"  # what the train/eval commands run with
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.quick:

@@ -1,0 +1,68 @@
+"""The throughput benchmark runs end to end and its FLOP bookkeeping adds up.
+
+Not a timing test: it checks that (a), (b) and (c) give the same outputs on
+the channels-last CPU path, and that the FLOP counts differ exactly by what
+each schedule repeats."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load_bench():
+    spec = importlib.util.spec_from_file_location("bench_throughput", ROOT / "benchmarks" / "bench_throughput.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_throughput_benchmark_rows_and_flop_accounting(tmp_path, capsys):
+    bench = _load_bench()
+    out = tmp_path / "bench.json"
+    rc = bench.main(["--device", "cpu", "--widths", "quarter", "--sizes", "32", "--models", "tsn,multi_decoder",
+                     "--tasks", "3", "--batch", "4", "--repeats", "1", "--channels-last", "--json", str(out)])
+    assert rc == 0
+    data = json.loads(out.read_text())
+    assert data["meta"]["channels_last"] is True and data["meta"]["tasks"] == ["edge", "semseg", "parts"]
+    rows = {(r["kind"], r["model"]): r for r in data["rows"]}
+    assert set(rows) == {("train", "tsn"), ("train", "multi_decoder"), ("infer", "tsn (a) encoder per task"),
+                         ("infer", "tsn (b) decoder loop"), ("infer", "tsn (c) stacked"), ("infer", "multi_decoder")}
+    a, b, c = (rows[("infer", k)] for k in ("tsn (a) encoder per task", "tsn (b) decoder loop", "tsn (c) stacked"))
+    assert a["max_abs_diff_vs_c"] < 1e-4 and b["max_abs_diff_vs_c"] < 1e-4
+    # (a) re-runs the encoder and (b) the skip convolutions per task; (c) runs both once
+    assert a["gflop_per_image"] > b["gflop_per_image"] > c["gflop_per_image"] > 0
+    assert c["speedup_vs_a"] == c["images_per_s"] / a["images_per_s"]
+    for r in data["rows"]:
+        assert r["images_per_s"] > 0 and 0 < r["utilisation"] and r["peak_mem_mb"] > 0
+    assert "stacked (c)" in capsys.readouterr().out
+
+
+def test_encoder_flops_explain_the_gap_between_a_and_c():
+    """FLOPs(a) - FLOPs(c) = (T - 1) x the encoder's FLOPs + (T - 1) x the skip convolutions':
+    the exact bound on what sharing the encoder can save (docs/PERFORMANCE.md)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    bench = _load_bench()
+    tasks = ["edge", "semseg", "parts"]
+    model, _ = bench.build("quarter", "tsn", tasks, torch.device("cpu"), False, False)
+    model.eval()
+    x = torch.randn(2, 3, 32, 32)
+
+    def flops(fn) -> int:
+        with torch.no_grad(), FlopCounterMode(display=False) as fc:
+            fn()
+        return fc.get_total_flops()
+
+    enc = flops(lambda: model.encoder(x))
+    feats = model.encoder(x)
+    skips = flops(lambda: [blk.conv(f) for blk, f in zip(model.decoder.skips, feats)])
+    fa, fb, fc = (flops(lambda f=f: f(model, x, tasks)) for f in
+                  (bench.infer_encoder_per_task, bench.infer_decoder_loop, bench.infer_stacked))
+    t = len(tasks)
+    assert fa - fb == (t - 1) * enc
+    assert fb - fc == (t - 1) * skips
