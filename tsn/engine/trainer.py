@@ -44,7 +44,7 @@ from tsn.metrics import MultiTaskMetrics, delta_m, higher_is_better
 from tsn.models import build_model
 from tsn.models.params import parameter_report
 from tsn.models.registry import task_channels_for
-from tsn.runtime import tune_cpu_allocator
+from tsn.runtime import cpu_allocator_tuned, tune_cpu_allocator
 from tsn.tasks import get_task
 from tsn.weighting import build_weighting
 
@@ -220,7 +220,9 @@ class Trainer:
         self.log.info(
             f"{cfg.model.name} on {cfg.data.name} ({', '.join(self.tasks)}): {n_params['params'] / 1e6:.2f}M parameters, "
             f"{len(self.train_ds)} train / {len(self.val_ds)} val samples, sampling={cfg.train.sampling}, "
-            f"weighting={cfg.loss.weighting}, device={self.device}, processes={self.dist.world_size}")
+            f"weighting={cfg.loss.weighting}, device={self.device}, processes={self.dist.world_size}"
+            + (f", {torch.get_num_threads()} threads, channels_last={cfg.train.channels_last}, "
+               f"allocator={'tuned' if cpu_allocator_tuned() else 'system'}" if self.device.type == "cpu" else ""))
         if cfg.train.eval_at_start and not self.history:
             self._validate(epoch=0)
         t_start = time.time() - self.elapsed
