@@ -68,7 +68,10 @@ def main(args: argparse.Namespace) -> dict:
     _, _, loader = build_data(cfg, split, train=False)
     saver = PredictionSaver(Path(args.save_predictions), tasks) if args.save_predictions else None
     device = next(model.parameters()).device
-    res = evaluate(model, loader, tasks, MultiTaskMetrics(tasks, **metric_options(cfg)), device, on_batch=saver,
+    cl = cfg.train.channels_last  # the memory format the run trained and validated in
+    if cl:
+        model = model.to(memory_format=torch.channels_last)
+    res = evaluate(model, loader, tasks, MultiTaskMetrics(tasks, **metric_options(cfg)), device, channels_last=cl, on_batch=saver,
                    progress=not args.json and sys.stderr.isatty())
     ref = load_reference(cfg.eval.single_task)
     dm = delta_m(res.metrics, ref) if ref and all(t in ref for t in tasks) else None
