@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 import tsn.models.decoders as decoders
 from tsn.errors import ConfigError
-from tsn.runtime import ENV, tune_cpu_allocator
+from tsn.runtime import ENV, cpu_allocator_tuned, tune_cpu_allocator
 
 GLIBC = sys.platform.startswith("linux") and hasattr(ctypes.CDLL(None), "gnu_get_libc_version")
 
@@ -56,8 +56,11 @@ def test_unknown_allocator_choice_is_one_line_naming_the_valid_ones(monkeypatch)
     assert "\n" not in str(e.value)
 
 
-def test_tuning_is_idempotent():
-    assert tune_cpu_allocator() == tune_cpu_allocator()
+def test_tuning_is_idempotent_and_reported():
+    first = tune_cpu_allocator()
+    assert tune_cpu_allocator() is first and cpu_allocator_tuned() is first
+    if GLIBC and os.environ.get(ENV, "tuned") == "tuned":
+        assert first is True
 
 
 @pytest.mark.parametrize("tuned", [False, True])

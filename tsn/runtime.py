@@ -11,8 +11,9 @@ freed memory in the heap is what jemalloc/tcmalloc (the allocators the
 PyTorch CPU tuning guides preload) and PyTorch's own CUDA caching allocator
 do; here it is two ``mallopt`` calls, no dependency.
 
-The command-line entry points call :func:`tune_cpu_allocator`; a notebook
-or another program may call it too. ``TSN_CPU_ALLOCATOR=system`` keeps the
+The trainer and ``python -m eval`` call :func:`tune_cpu_allocator` when they
+run on the CPU, as do the benchmarks; a notebook or another program may call
+it too. ``TSN_CPU_ALLOCATOR=system`` keeps the
 allocator as it is. Elsewhere than glibc (macOS, musl) it does nothing.
 """
 

@@ -37,7 +37,9 @@ def instance_norm_affine(x: Tensor, gamma: Tensor, beta: Tensor, eps: float = 1e
     if not contiguous and x.is_cuda:
         return torch.addcmul(beta[:, :, None, None], F.group_norm(x, c, eps=eps), gamma[:, :, None, None])
     y = F.group_norm(x.contiguous().view(1, n * c, h, w), n * c, gamma.reshape(-1), beta.reshape(-1), eps).view(n, c, h, w)
-    return y.contiguous(memory_format=torch.channels_last) if x.is_contiguous(memory_format=torch.channels_last) and not contiguous else y
+    if contiguous or not x.is_contiguous(memory_format=torch.channels_last):
+        return y
+    return y.contiguous(memory_format=torch.channels_last)  # the next convolution expects it
 
 
 @NORMS.register("adain")
