@@ -28,6 +28,7 @@ import json
 import math
 import os
 import platform
+import resource
 import statistics
 import sys
 import weakref
@@ -388,7 +389,8 @@ def main(argv=None) -> int:
         if "infer" not in skip:
             for size in infer_sizes:
                 rows += run_inference(args, device, width, size, models, tasks, log)
-    print("\nsummary")
+    max_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (2**20 if sys.platform == "darwin" else 2**10)  # the whole run's peak
+    print(f"\nsummary (process max RSS {max_rss_mb:.0f} MB)")
     for r in rows:
         if "speedup_vs_a" in r:
             print(f"  infer {r['width']} {r['size']}px: stacked (c) {r['speedup_vs_a']:.2f}x (a), {r['speedup_vs_b']:.2f}x (b)")
@@ -398,7 +400,7 @@ def main(argv=None) -> int:
         meta = {"device": str(device), "device_name": dev_name, "threads": torch.get_num_threads(),
                 "torch": torch.__version__, "batch": args.batch, "tasks": tasks, "amp": args.amp,
                 "channels_last": args.channels_last, "compile": args.compile, "cpu_allocator": allocator,
-                "repeats": args.repeats,
+                "repeats": args.repeats, "max_rss_mb": max_rss_mb,
                 "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])])}
         Path(args.json).write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     return 0

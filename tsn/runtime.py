@@ -5,8 +5,8 @@ with a fresh ``mmap`` and returns it with ``munmap`` on free, so each large
 activation is page-faulted in (the kernel zeroes it page by page) on every
 step. A task-stacked decoder batch is 5x larger than one task's, so this hit
 the stacked all-task pass hardest: at quarter widths, 128 px, 5 tasks on 2
-CPU cores it ran at 30 img/s with the default allocator and 50 img/s with
-the settings below, with 9x fewer page faults (docs/PERFORMANCE.md). Keeping
+CPU cores it ran at 27 img/s with the default allocator and 48 img/s with
+the settings below (docs/PERFORMANCE.md, docs/perf/cpu_allocator_*.json). Keeping
 freed memory in the heap is what jemalloc/tcmalloc (the allocators the
 PyTorch CPU tuning guides preload) and PyTorch's own CUDA caching allocator
 do; here it is two ``mallopt`` calls, no dependency.
@@ -37,8 +37,8 @@ def tune_cpu_allocator() -> bool:
     Idempotent; returns whether the tuned settings are in force. The cost is
     memory: the process keeps its peak heap until it exits, as a caching
     allocator does, and glibc 2.36's aligned allocations leave some freed
-    blocks unused (a quarter-width training step at 128 px: max RSS 2.0 ->
-    2.6 GB, step 1.64 -> 1.00 s). Raises :class:`ConfigError` on an unknown
+    blocks unused (quarter widths at 128 px: training 9.0 -> 14.3 img/s,
+    max RSS of the benchmark run 2.0 -> 2.9 GB). Raises :class:`ConfigError` on an unknown
     ``TSN_CPU_ALLOCATOR`` value."""
     global _state
     choice = os.environ.get(ENV, "tuned").strip().lower() or "tuned"
