@@ -214,15 +214,22 @@ def test_mean_head_averages_channel_groups():
 
 
 def test_add_task_keeps_old_outputs():
-    model = build_model(small("tsn"), {k: TASKS[k] for k in ["edge", "semseg", "normals"]}).eval()
+    """Per-task decoding is bit-identical after add_task; the stacked all-task
+    pass decodes a taller batch (4 tasks instead of 3), whose convolutions may
+    sum in another order, so it is only equal to float tolerance."""
+    old = ["edge", "semseg", "normals"]
+    model = build_model(small("tsn"), {k: TASKS[k] for k in old}).eval()
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
-        before = model(x)
+        before = {t: model(x, task=t) for t in old}
+        before_stacked = model(x)
         model.add_task("depth", 1)
-        after = model(x)
-    assert set(after) == {"edge", "semseg", "normals", "depth"}
-    for t in before:
-        assert torch.equal(before[t], after[t])
+        after = {t: model(x, task=t) for t in old}
+        after_stacked = model(x)
+    assert set(after_stacked) == {"edge", "semseg", "normals", "depth"}
+    for t in old:
+        assert torch.equal(before[t], after[t]), t
+        torch.testing.assert_close(after_stacked[t], before_stacked[t], rtol=1e-5, atol=1e-5)
 
 
 def test_bad_names_are_clear_errors():

@@ -40,7 +40,13 @@ class TaskSwitchingNet(MultiTaskModel):
 
     def add_task(self, name: str, channels: int, code: Tensor | None = None, learnable: bool = True, seed: int = 0) -> None:
         """Add a task to a trained network: a new code (learnable by default)
-        and its head; every shared weight is left as it is."""
+        and its head; every shared weight is left as it is.
+
+        Guaranteed afterwards: every old task decoded on its own
+        (``model(x, task=t)``) gives bit-identical outputs. The stacked
+        all-task pass decodes one more task per image, and convolution
+        kernels may then sum in another order, so its old outputs agree only
+        to float rounding (about 1e-6)."""
         if name in self.task_channels:
             raise ConfigError(f"task {name!r} is already in the model")
         self.codes.add_task(name, code, learnable=learnable, seed=seed)
