@@ -46,6 +46,12 @@ class DatasetInfo:
     notes: dict[str, str] = field(default_factory=dict)
 
 
+# Training augmentation presets: "default" (random scale, crop, flip, jitter;
+# pads labels with "no label") and "release" (the TSN release's recipe,
+# tsn/data/release_augment.py; pads labels with 0 as the release does).
+AUGMENTATIONS = ("default", "release")
+
+
 def parse_size(size: Any) -> tuple[int, int] | None:
     if size is None or (isinstance(size, str) and size.lower() in ("original", "native", "none")):
         return None
@@ -102,6 +108,7 @@ class MultiTaskDataset(Dataset):
         scale_range: tuple[float, float] = (0.5, 2.0),
         jitter: bool = True,
         eval_resize: str = "pad",
+        augmentation: str = "default",
     ) -> None:
         from tsn.data import transforms as T
 
@@ -111,6 +118,12 @@ class MultiTaskDataset(Dataset):
         self.augment = bool(augment)
         if eval_resize not in ("pad", "resize"):
             raise ConfigError(f"eval_resize must be 'pad' or 'resize', got {eval_resize!r}")
+        if augmentation not in AUGMENTATIONS:
+            raise ConfigError(f"unknown augmentation {augmentation!r}; valid: {', '.join(AUGMENTATIONS)}")
+        if transform is None and self.augment and augmentation == "release":
+            from tsn.data.release_augment import SIZE, ReleaseAugment
+
+            transform = ReleaseAugment(self.size or SIZE)
         if transform is None:
             transform = T.default_transform(
                 train=self.augment,
@@ -200,7 +213,8 @@ def build_dataset(name: str, root=None, split: str = "train", tasks=None, size=N
         raise ConfigError(f"dataset {name!r} has no task(s) {', '.join(missing)}; available: {', '.join(info.tasks)}")
     if split not in info.splits:
         raise ConfigError(f"dataset {name!r} has no split {split!r}; valid: {', '.join(info.splits)}")
-    common = ("augment", "label_drop", "label_drop_seed", "transform", "scale_range", "jitter", "eval_resize")
+    common = ("augment", "label_drop", "label_drop_seed", "transform", "scale_range", "jitter", "eval_resize",
+              "augmentation")
     valid = set(common) | set(cls.OPTIONS)
     unknown = sorted(set(options) - valid)
     if unknown:
