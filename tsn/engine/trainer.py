@@ -133,6 +133,9 @@ class Trainer:
         self.criterion = MultiTaskLoss(self.tasks, edge_pos_weight=cfg.loss.edge_pos_weight)
         self.loss_weights = {t: w for t, w in cfg.loss.weights.items() if t in self.tasks}
         self.weighting = build_weighting(cfg.loss.weighting, self.tasks, self.loss_weights, **cfg.loss.weighting_options).to(self.device)
+        if self.weighting.requires_all_tasks and cfg.train.sampling != "all" and len(self.tasks) > 1:
+            raise ConfigError(f"loss.weighting {cfg.loss.weighting!r} combines every task's gradient in one step; "
+                              f"train.sampling {cfg.train.sampling!r} trains one task per step; use train.sampling=all")
         self.optimizer = build_optimizer(cfg.optim, self.model, self.weighting.param_groups(cfg.optim.weighting_lr))
         self.segments_per_epoch = len(self.tasks) if cfg.train.sampling == "paper" else 1
         self.schedule = Schedule(cfg.optim, self.optimizer, self.segments_per_epoch * self.sampler.num_batches(), cfg.train.epochs)
@@ -280,10 +283,8 @@ class Trainer:
             raise TrainingError(
                 f"non-finite {t} loss ({float(v.detach())}) at step {self.step + 1} (epoch {self.epoch + 1}); "
                 f"stopped; last good checkpoint: {last if last and last.is_file() else 'none yet'}")
-        shared = self.model.gradnorm_parameters() if cfg.loss.weighting == "gradnorm" else None
-        total, weights = self.weighting(losses, shared)
         self.optimizer.zero_grad(set_to_none=True)
-        total.backward()
+        total, weights = self.weighting.backward(losses, self.model)
         if cfg.optim.clip_grad:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.optim.clip_grad)
         self.optimizer.step()
