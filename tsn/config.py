@@ -104,6 +104,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     amp: bool | None = None  # None: bf16 autocast on CUDA, off on CPU
     channels_last: bool = False
+    fast_kernels: bool = True  # tsn.nn.ops fast paths (docs/PERFORMANCE.md); false: the reference kernels
     compile: bool = False
     deterministic: bool = False
     log_every: int = 10
