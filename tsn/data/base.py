@@ -2,10 +2,11 @@
 pipeline (load -> joint transforms -> normalise -> label drop) and collation.
 
 A sample is a dict keyed by task plus ``image`` and ``meta``; only the
-requested tasks are present. Label formats follow :mod:`tsn.tasks`; the
-"no label" values are 255 for class maps and for the binary maps (edge, sal:
-the losses and the community treat 255 there as unlabelled) and the zero
-vector / zero for normals / depth.
+requested tasks are present. Label formats and "no label" values follow each
+task's label kind (:mod:`tsn.tasks`): 255 for class maps and for the binary
+maps (edge, sal: the losses and the community treat 255 there as
+unlabelled) and the zero vector / zero for vector fields / scalar maps
+(normals / depth).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from torch.utils.data import Dataset
 
 from tsn.errors import ConfigError
 from tsn.registry import Registry
-from tsn.tasks import IGNORE_INDEX, check_tasks
+from tsn.tasks import check_tasks, get_task
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -68,9 +69,7 @@ def parse_size(size: Any) -> tuple[int, int] | None:
 
 def invalid_label(task: str, like: torch.Tensor) -> torch.Tensor:
     """The all-unlabelled version of a label tensor (same shape and dtype)."""
-    if task in ("semseg", "parts", "edge", "sal"):
-        return torch.full_like(like, IGNORE_INDEX)
-    return torch.zeros_like(like)
+    return get_task(task).label.invalid(like)
 
 
 def drop_indices(n: int, fraction: float, seed: int, task: str) -> frozenset[int]:

@@ -64,15 +64,13 @@ def resolve_device(name: str) -> torch.device:
 
 
 def metric_options(cfg: Config, edge_thresholds: int | None = None) -> dict[str, Any]:
+    """Each task's metric arguments from ``eval.options.<task>`` and the dataset's facts, for
+    ``MultiTaskMetrics(tasks, **metric_options(cfg))``. A truthy second argument (callers pass
+    ``cfg.eval.val_edge_thresholds``) selects the tasks' coarser training-time validation
+    options (edge: ``val_thresholds``)."""
     info = dataset_info(cfg.data.name)
-    opts: dict[str, Any] = {
-        "num_classes": {t: c for t, c in info.num_classes.items() if t in cfg.data.tasks},
-        "edge_max_dist": cfg.eval.edge_max_dist or info.edge_max_dist,
-        "sal_headline": cfg.eval.sal_headline,
-    }
-    if "edge" in cfg.data.tasks:
-        opts["thresholds"] = edge_thresholds or cfg.eval.edge_thresholds
-    return opts
+    validation = bool(edge_thresholds)
+    return {"options": {t: get_task(t).metric_kwargs(cfg.eval.options.get(t), info, validation) for t in cfg.data.tasks}}
 
 
 def load_reference(path: str | None) -> dict[str, dict[str, float]] | None:
@@ -132,7 +130,7 @@ class Trainer:
         self.model = build_model(cfg.model, task_channels_for(self.tasks, cfg.data.name)).to(self.device)
         if cfg.train.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.criterion = MultiTaskLoss(self.tasks, edge_pos_weight=cfg.loss.edge_pos_weight)
+        self.criterion = MultiTaskLoss(self.tasks, cfg.loss.options)
         self.loss_weights = {t: w for t, w in cfg.loss.weights.items() if t in self.tasks}
         self.weighting = build_weighting(cfg.loss.weighting, self.tasks, self.loss_weights, **cfg.loss.weighting_options).to(self.device)
         if self.weighting.requires_all_tasks and cfg.train.sampling != "all" and len(self.tasks) > 1:
