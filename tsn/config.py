@@ -123,6 +123,7 @@ class EvalConfig:
     edge_thresholds: int = 99
     val_edge_thresholds: int = 9  # coarser edge evaluation during training-time validation
     edge_max_dist: float | None = None  # None: the dataset's
+    geometry: Literal["pad", "release"] = "pad"  # test-time geometry of python -m eval (tsn/engine/geometry.py)
 
 
 @dataclass
