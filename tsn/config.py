@@ -121,6 +121,7 @@ class EvalConfig:
     single_task: str | None = None  # run dir or metrics.json of single-task references (for delta_m)
     select_metric: str | None = None  # "task/metric" for best.pt without single-task refs; None: weighted val loss
     options: dict[str, dict[str, Any]] = field(default_factory=dict)  # eval.options.<task>.<key> (see tsn.tasks)
+    geometry: Literal["pad", "release"] = "pad"  # test-time geometry of python -m eval (tsn/engine/geometry.py)
 
     @property
     def val_edge_thresholds(self) -> int:
