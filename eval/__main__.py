@@ -15,7 +15,7 @@ import sys
 
 from tsn.errors import TSNError
 
-SUBCOMMANDS = ["params", "scaling", "tables", "figures", "grouping", "run"]
+SUBCOMMANDS = ["params", "scaling", "tables", "figures", "grouping", "predict", "export", "run"]
 
 
 def main(argv: list[str] | None = None) -> int:
