@@ -77,7 +77,7 @@ def add_task(run: str | Path, task: str, out: str | Path, epochs: int | None = N
     from tsn.data import dataset_info
     from tsn.engine.checkpoint import save_checkpoint
     from tsn.engine.evaluate import evaluate, to_device
-    from tsn.engine.trainer import build_data, load_reference, metric_options
+    from tsn.engine.factory import build_data, load_reference, metric_options
     from tsn.io import atomic_write_json, atomic_write_text, atomic_torch_save
     from tsn.losses import MultiTaskLoss
     from tsn.metrics import MultiTaskMetrics, delta_m, higher_is_better

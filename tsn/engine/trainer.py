@@ -26,21 +26,19 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader
 
 from tsn.config import Config, to_dict, to_yaml
-from tsn.data import build_dataset, collate, dataset_info
 from tsn.engine.checkpoint import load_checkpoint, load_model_state, rng_state, save_checkpoint, set_rng_state
 from tsn.engine.distributed import DistInfo, all_reduce_mean, barrier, init_distributed
 from tsn.engine.evaluate import EvalResult, autocast, evaluate, to_device
+from tsn.engine.factory import build_criterion, build_data, build_metrics, load_reference, metric_options, resolve_device
 from tsn.engine.logger import RunLogger
 from tsn.engine.optim import Schedule, build_optimizer
-from tsn.engine.sampling import EpochSampler, SeededDataset, _mix
+from tsn.engine.sampling import _mix
 from tsn.errors import CheckpointError, ConfigError, TSNError
 from tsn.grouping import AffinityAccumulator, tag_affinity_step
 from tsn.io import atomic_write_json, atomic_write_text
-from tsn.losses import MultiTaskLoss
-from tsn.metrics import MultiTaskMetrics, delta_m, higher_is_better
+from tsn.metrics import delta_m, higher_is_better
 from tsn.models import build_model
 from tsn.models.params import parameter_report
 from tsn.models.registry import task_channels_for
@@ -51,60 +49,6 @@ from tsn.weighting import build_weighting
 
 class TrainingError(TSNError):
     """Training cannot go on (for example a non-finite loss)."""
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"train.device is {name!r} but no CUDA device is available; use cpu or auto")
-    return dev
-
-
-def metric_options(cfg: Config, edge_thresholds: int | None = None) -> dict[str, Any]:
-    info = dataset_info(cfg.data.name)
-    opts: dict[str, Any] = {
-        "num_classes": {t: c for t, c in info.num_classes.items() if t in cfg.data.tasks},
-        "edge_max_dist": cfg.eval.edge_max_dist or info.edge_max_dist,
-        "sal_headline": cfg.eval.sal_headline,
-    }
-    if "edge" in cfg.data.tasks:
-        opts["thresholds"] = edge_thresholds or cfg.eval.edge_thresholds
-    return opts
-
-
-def load_reference(path: str | None) -> dict[str, dict[str, float]] | None:
-    """Single-task reference results: a run dir, or a metrics.json (its "val" entry)."""
-    if not path:
-        return None
-    import json
-
-    p = Path(path)
-    if p.is_dir():
-        p = p / "metrics.json"
-    if not p.is_file():
-        raise ConfigError(f"eval.single_task: no metrics.json at {p}")
-    data = json.loads(p.read_text())
-    return data.get("val", data)
-
-
-def build_data(cfg: Config, split: str, train: bool, rank: int = 0, world: int = 1, batch_size: int | None = None):
-    ds = build_dataset(
-        cfg.data.name, root=cfg.data.root, split=split, tasks=list(cfg.data.tasks), size=cfg.data.size,
-        augment=cfg.data.augment and train,
-        label_drop=cfg.data.label_drop if train else 0.0, label_drop_seed=cfg.data.label_drop_seed,
-        **cfg.data.options,
-    )
-    if train:
-        ds = SeededDataset(ds, cfg.train.seed)
-    bs = batch_size or (cfg.train.batch_size if train else cfg.eval.batch_size)
-    sampler = EpochSampler(len(ds), cfg.train.seed, shuffle=train, rank=rank, world=world, drop_last=train, batch_size=bs)
-    if train and sampler.num_batches() == 0:
-        raise ConfigError(f"the {split} split has {len(ds)} samples, fewer than one batch of {bs} per process")
-    loader = DataLoader(ds, batch_size=bs, sampler=sampler, collate_fn=collate, num_workers=cfg.data.num_workers,
-                        pin_memory=torch.cuda.is_available(), drop_last=False)
-    return ds, sampler, loader
 
 
 class Trainer:
@@ -130,7 +74,7 @@ class Trainer:
         self.model = build_model(cfg.model, task_channels_for(self.tasks, cfg.data.name)).to(self.device)
         if cfg.train.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.criterion = MultiTaskLoss(self.tasks, edge_pos_weight=cfg.loss.edge_pos_weight)
+        self.criterion = build_criterion(cfg, self.tasks)
         self.loss_weights = {t: w for t, w in cfg.loss.weights.items() if t in self.tasks}
         self.weighting = build_weighting(cfg.loss.weighting, self.tasks, self.loss_weights, **cfg.loss.weighting_options).to(self.device)
         if self.weighting.requires_all_tasks and cfg.train.sampling != "all" and len(self.tasks) > 1:
@@ -364,7 +308,7 @@ class Trainer:
         return results[task][metric], sel, higher_is_better(task, metric)
 
     def run_validation(self, edge_thresholds: int | None = None, on_batch=None) -> EvalResult:
-        metrics = MultiTaskMetrics(self.tasks, **metric_options(self.cfg, edge_thresholds))
+        metrics = build_metrics(self.cfg, self.tasks, edge_thresholds)
         return evaluate(self.model, self.val_loader, self.tasks, metrics, self.device, self.criterion, self.amp,
                         self.cfg.train.channels_last, progress=sys.stderr.isatty() and self.dist.is_main, on_batch=on_batch)
 
@@ -434,4 +378,5 @@ class _ImageSampler:
             self.seen += 1
 
 
-__all__ = ["Trainer", "TrainingError", "build_data", "metric_options"]
+# build_data, metric_options, load_reference, resolve_device: re-exported for older imports (tsn.engine.factory)
+__all__ = ["Trainer", "TrainingError", "build_data", "load_reference", "metric_options", "resolve_device"]
