@@ -5,15 +5,32 @@ already knows. The new task gets a code v_t (drawn orthogonal to the old
 codes, then learned); the encoder, the embedding network, the decoder and
 the old codes stay frozen bit for bit. The release's output head averages
 the shared 21-channel output down to the task's channels and has no
-parameters, so the new task trains only its d numbers. Because nothing
-shared moves, the old tasks' outputs are bit-identical before and after;
-this command checks it and records ``old_tasks_identical`` in the new run's
-``metrics.json``.
+parameters, so the new task trains only its d numbers (and any parameter
+a head adds for it: the parameters the grown model has and the old one had
+not are the only ones that train).
 
-Training runs in eval mode (the encoder's BatchNorm statistics are part of
-the frozen network; AdaIN has no running statistics), Adam on the new code,
-the new task's loss only, for --epochs passes over its training data; the
-code with the best validation headline metric is kept. NEW_RUN holds
+It is the ordinary trainer (``tsn.engine.trainer.Trainer``) given the grown
+model with every old parameter frozen, ``train_tasks=[TASK]`` and two hooks:
+:class:`FrozenStatistics` keeps the network in eval mode while it trains
+(the encoder's BatchNorm statistics are part of the frozen network) and
+:class:`Invariance` checks, after the best code is loaded, what adding the
+task guarantees (``TaskSwitchingNet.add_task``):
+
+- every old weight is unchanged (``shared_weights_identical``);
+- every old task decoded alone, ``model(x, task=t)``, gives bit-identical
+  outputs on validation images (``old_tasks_identical``);
+- the stacked pass over all tasks, ``model(x, tasks=all)``, decodes one more
+  task per image, so kernels may sum in another order: its old-task outputs
+  agree with the old stacked pass to ``STACKED_ATOL`` + ``STACKED_RTOL``
+  * |value| (``stacked_within_tolerance``, ``stacked_max_abs_diff``);
+- ``old_metrics_unchanged``: each old task's metric in the new run's final
+  validation is within ``METRIC_ATOL`` of the base run's ``metrics.json``
+  (null without one). The final validation decodes stacked, so the metrics
+  inherit the float-rounding difference above; the tolerance says so.
+
+The run's config says what was used: Adam at --lr without weight decay or
+schedule, ``eval.select_metric`` = the new task's headline metric (or
+delta_m when ``eval.single_task`` has every task). NEW_RUN holds
 ``config.yaml`` (data.tasks extended), ``checkpoints/{best,last}.pt`` and
 ``metrics.json`` with every task evaluated, so ``python -m eval NEW_RUN``
 works. With ``--reference RUN_DIR`` (a run that trained the task from
@@ -25,13 +42,18 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import math
 import sys
-import time
 from pathlib import Path
 
 import torch
 
+from tsn.engine.hooks import HookBase
 from tsn.errors import ConfigError, TSNError
+
+STACKED_ATOL = 1e-5  # stacked old-task outputs before vs after, absolute ...
+STACKED_RTOL = 1e-5  # ... plus relative; the measured difference is about 1e-6 (float32 sums reordered)
+METRIC_ATOL = 1e-3   # old tasks' metrics (percent, degrees) vs the base run's metrics.json
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -51,45 +73,90 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def freeze_for_new_task(model, task: str) -> list[torch.nn.Parameter]:
-    """Freeze every parameter but the new task's code; return the trainable ones."""
-    for p in model.parameters():
-        p.requires_grad_(False)
-    code = model.codes.code(task)
-    if not isinstance(code, torch.nn.Parameter):
-        raise ConfigError(f"the code of {task!r} is not learnable")
-    code.requires_grad_(True)
-    return [code]
+
+class FrozenStatistics(HookBase):
+    """The trainer puts the network in train mode each epoch; here every step runs
+    in eval mode, so BatchNorm running statistics (part of the frozen network) stay."""
+
+    def before_step(self, batch: dict, tasks: list[str]) -> None:
+        self.trainer.model.eval()
 
 
-@torch.no_grad()
-def snapshot(model, images: list[torch.Tensor], tasks: list[str]) -> list[dict[str, torch.Tensor]]:
-    model.eval()
-    return [{t: y.detach().clone() for t, y in model(x, tasks=tasks).items()} for x in images]
+class Invariance(HookBase):
+    """Checks, after training (best code loaded), that the old network is untouched;
+    adds the findings and ``record`` to the result (so to metrics.json)."""
+
+    def __init__(self, probe: list[torch.Tensor], old: list[str], base_metrics: dict | None, record: dict,
+                 codes_file: Path | None = None) -> None:
+        self.probe, self.old, self.base_metrics, self.record, self.codes_file = probe, old, base_metrics, record, codes_file
+        self.state: dict[str, torch.Tensor] = {}
+        self.alone: list[dict[str, torch.Tensor]] = []
+        self.stacked: list[dict[str, torch.Tensor]] = []
+
+    def snapshot(self, model) -> None:
+        """Record the old model (call before it grows)."""
+        self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        self.alone, self.stacked = self._outputs(model, self.old)
+
+    @torch.no_grad()
+    def _outputs(self, model, stacked_tasks: list[str]):
+        model.eval()
+        alone = [{t: model(x, task=t).clone() for t in self.old} for x in self.probe]
+        stacked = [{t: y.clone() for t, y in model(x, tasks=stacked_tasks).items() if t in self.old} for x in self.probe]
+        return alone, stacked
+
+    def after_train(self, result: dict) -> None:
+        model = self.trainer.model
+        after = model.state_dict()
+        shared = all(torch.equal(v, after[k]) for k, v in self.state.items())
+        alone, stacked = self._outputs(model, self.trainer.tasks)
+        identical = all(torch.equal(a[t], b[t]) for a, b in zip(self.alone, alone) for t in self.old)
+        diffs = [float((a[t] - b[t]).abs().max()) for a, b in zip(self.stacked, stacked) for t in self.old]
+        close = all(torch.allclose(a[t], b[t], atol=STACKED_ATOL, rtol=STACKED_RTOL)
+                    for a, b in zip(self.stacked, stacked) for t in self.old)
+        if not (shared and identical):
+            raise TSNError("a shared weight or an old task's output changed while adding the task; this is a bug")
+        unchanged = None
+        if self.base_metrics is not None:
+            unchanged = all(_close(v, self.base_metrics[t].get(k)) for t in self.old if t in self.base_metrics
+                            for k, v in result["val"][t].items())
+        if self.codes_file is not None:  # the saved config reads the codes from this file
+            from tsn.io import atomic_torch_save
+
+            self.trainer.write(self.codes_file, atomic_torch_save, model.codes.table().detach().cpu())
+        result.update({
+            "added_task": self.record, "old_tasks_identical": identical, "shared_weights_identical": shared,
+            "stacked_within_tolerance": close, "stacked_max_abs_diff": max(diffs, default=0.0),
+            "stacked_tolerance": {"atol": STACKED_ATOL, "rtol": STACKED_RTOL},
+            "old_metrics_unchanged": unchanged, "old_metrics_tolerance": METRIC_ATOL,
+        })
+
+
+def _close(a, b) -> bool:
+    if a is None or b is None:
+        return a is b
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return abs(a - b) <= METRIC_ATOL
 
 
 def add_task(run: str | Path, task: str, out: str | Path, epochs: int | None = None, lr: float = 1e-2,
              batch_size: int | None = None, seed: int = 0, reference: str | Path | None = None,
              overrides: list[str] | None = None, device: str = "auto", log=print) -> dict:
     """Add ``task`` to the TSN in ``run``, train its code, write the run in ``out``; returns metrics.json."""
-    from eval.run import load_run
-    from tsn.config import to_dict, to_yaml
     from tsn.data import dataset_info
-    from tsn.engine.checkpoint import save_checkpoint
-    from tsn.engine.evaluate import evaluate, to_device
-    from tsn.engine.trainer import build_data, load_reference, metric_options
-    from tsn.io import atomic_write_json, atomic_write_text, atomic_torch_save
-    from tsn.losses import MultiTaskLoss
-    from tsn.metrics import MultiTaskMetrics, delta_m, higher_is_better
-    from tsn.models.params import parameter_report
+    from tsn.engine.evaluate import to_device
+    from tsn.engine.factory import build_data, load_reference
+    from tsn.engine.trainer import Trainer
     from tsn.models.registry import task_channels_for
     from tsn.models.tsn import TaskSwitchingNet
+    from tsn.runs import load_run_checkpoint
     from tsn.tasks import get_task
 
     out = Path(out)
     if (out / "metrics.json").exists() or (out / "checkpoints").exists():
         raise ConfigError(f"{out} already holds a run; choose another --out")
-    cfg, model, ckpt = load_run(run, overrides, device)
+    cfg, model, ckpt = load_run_checkpoint(run, device, overrides)
     if not isinstance(model, TaskSwitchingNet):
         raise ConfigError(f"only a TSN can take a new task by its code; {run} holds a {cfg.model.name} model")
     old = list(model.tasks)
@@ -100,7 +167,7 @@ def add_task(run: str | Path, task: str, out: str | Path, epochs: int | None = N
     if task not in info.tasks:
         raise ConfigError(f"dataset {cfg.data.name!r} has no {task!r}; it has {', '.join(info.tasks)}")
     epochs = epochs if epochs is not None else cfg.train.epochs
-    if epochs < 1 or lr <= 0:
+    if epochs < 1 or not lr > 0:
         raise ConfigError("--epochs must be at least 1 and --lr positive")
     dev = next(model.parameters()).device
     comparison = None
@@ -114,116 +181,51 @@ def add_task(run: str | Path, task: str, out: str | Path, epochs: int | None = N
         comparison = {"run": str(rfile.parent), "model": rdata.get("model"), "metrics": rdata["val"][task],
                       "params": rdata.get("params")}
 
-    # what must not change: shared weights, old codes, old outputs on some validation images
-    cfg_new = copy.deepcopy(cfg)
-    cfg_new.data.tasks = old + [task]
-    cfg_new.name = f"{cfg.name}+{task}"
-    cfg_new.train.seed = seed
+    # the new run's config: what this command really uses
+    new = copy.deepcopy(cfg)
+    new.data.tasks = old + [task]
+    new.name = f"{cfg.name}+{task}"
+    new.train.seed, new.train.epochs, new.train.sampling, new.train.device = seed, epochs, "all", str(dev)
+    new.train.tag_every, new.train.checkpoint_every, new.train.eval_at_start = 0, 0, False
     if batch_size:
-        cfg_new.train.batch_size = batch_size
-    cfg_task = copy.deepcopy(cfg_new)
-    cfg_task.data.tasks = [task]
-    _, _, val_all = build_data(cfg_new, cfg.data.val_split, train=False)
-    probe = [to_device(b, dev)["image"] for _, b in zip(range(2), val_all)]
-    before_out = snapshot(model, probe, old)
-    before_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        new.train.batch_size = batch_size
+    new.optim.name, new.optim.lr, new.optim.encoder_lr, new.optim.weight_decay = "adam", lr, None, 0.0
+    new.optim.schedule, new.optim.warmup_epochs, new.optim.clip_grad = "none", 0, None
+    new.loss.weighting, new.loss.weighting_options = "fixed", {}
+    single = load_reference(cfg.eval.single_task) if cfg.eval.single_task else None
+    if single is None or not all(t in single for t in new.data.tasks):
+        new.eval.single_task = None  # delta_m needs every task; select on the new task's headline instead
+        new.eval.select_metric = f"{task}/{get_task(task).headline}"
+    codes_file = None
+    if new.model.code.kind == "file":  # the config must rebuild this model: its codes from a file
+        codes_file = (out / "codes.pt").resolve()
+        new.model.code.path = str(codes_file)
 
-    channels = task_channels_for([task], cfg.data.name)[task]
-    model.add_task(task, channels, learnable=True, seed=seed)
-    model.to(dev)
-    params = freeze_for_new_task(model, task)
-    optim = torch.optim.Adam(params, lr=lr)
-    criterion = MultiTaskLoss([task], cfg.loss.options)
-    train_ds, sampler, loader = build_data(cfg_task, cfg.data.train_split, train=True)
-    _, _, val_task = build_data(cfg_task, cfg.data.val_split, train=False)
-    head = get_task(task).headline
-    hib = higher_is_better(task, head)
-    log(f"adding {task} ({channels} channels) to {cfg.name} ({', '.join(old)}): training its {params[0].numel()}-dim code "
-        f"for {epochs} epoch(s), {len(train_ds)} samples, lr {lr}; every other weight frozen")
-
-    def validate() -> float:
-        m = MultiTaskMetrics([task], **metric_options(cfg_task, cfg.eval.val_edge_thresholds))
-        return evaluate(model, val_task, [task], m, dev).metrics[task][head]
-
-    history, best, best_code, best_epoch, t0, step = [], None, None, 0, time.time(), 0
-    for epoch in range(epochs):
-        model.eval()  # frozen BN statistics; only the code learns
-        sampler.set_epoch(epoch)
-        train_ds.epoch = epoch
-        losses = []
-        for batch in loader:
-            batch = to_device(batch, dev)
-            pred = model(batch["image"], tasks=[task])
-            loss = criterion({task: pred[task].float()}, {task: batch[task]})[task]
-            if not torch.isfinite(loss):
-                raise TSNError(f"non-finite {task} loss at step {step + 1}; try a smaller --lr")
-            optim.zero_grad(set_to_none=True)
-            loss.backward()
-            optim.step()
-            losses.append(float(loss.detach()))
-            step += 1
-        score = validate()
-        history.append({"epoch": epoch + 1, "step": step, "train_loss": sum(losses) / max(1, len(losses)),
-                        "val": {task: {head: score}}})
-        if best is None or (score > best if hib else score < best):
-            best, best_code, best_epoch = score, params[0].detach().clone(), epoch + 1
-        log(f"epoch {epoch + 1}/{epochs}: loss {history[-1]['train_loss']:.4f}, val {task} {head} {score:.2f}"
-            + (" (best)" if best_epoch == epoch + 1 else ""))
-    train_time = time.time() - t0
-    last_code = params[0].detach().clone()
-    with torch.no_grad():
-        params[0].copy_(best_code)
-    for p in model.parameters():
-        p.requires_grad_(False)
-
-    _settle_code(model.codes, task, cfg.model.code.learnable)
-    after_state = model.state_dict()
-    shared_identical = all(torch.equal(before_state[k], after_state[k]) for k in before_state)
-    old_identical = all(torch.equal(a[t], b[t]) for a, b in zip(before_out, snapshot(model, probe, old)) for t in old)
-    if not (shared_identical and old_identical):
-        raise TSNError("a shared weight or an old task's output changed while adding the task; this is a bug")
-
-    # the saved config must rebuild this model: codes from a file if the config's kind cannot grow by one task
-    if cfg_new.model.code.kind == "file":
-        cfg_new.model.code.path = str(atomic_torch_save(out / "codes.pt", model.codes.table().detach().cpu()).resolve())
-    state = {"config": to_dict(cfg_new), "tasks": dict(model.task_channels), "epoch": epochs, "step": step,
-             "added_task": task, "base_run": str(ckpt["path"])}
-    save_checkpoint(out / "checkpoints" / "best.pt", model, **state)
-    code = model.codes.code(task)
-    with torch.no_grad():
-        code.copy_(last_code)
-        save_checkpoint(out / "checkpoints" / "last.pt", model, **state)
-        code.copy_(best_code)
-    atomic_write_text(out / "config.yaml", to_yaml(cfg_new))
-
-    res = evaluate(model, val_all, cfg_new.data.tasks, MultiTaskMetrics(cfg_new.data.tasks, **metric_options(cfg_new)), dev)
+    _, _, val = build_data(new, cfg.data.val_split, train=False)
+    probe = [to_device(b, dev)["image"] for _, b in zip(range(2), val)]
     base_metrics = _base_metrics(run)
-    ref_single = load_reference(cfg.eval.single_task) if cfg.eval.single_task else None
-    report = parameter_report(model)
-    result = {
-        "name": cfg_new.name, "model": cfg_new.model.name, "dataset": cfg_new.data.name, "tasks": cfg_new.data.tasks,
-        "params": report["params"], "by_part": report["by_part"], "best_epoch": best_epoch,
-        "val": res.metrics, "val_loss": res.losses,
-        "delta_m": delta_m(res.metrics, ref_single) if ref_single and all(t in ref_single for t in res.metrics) else None,
-        "train_time_s": round(train_time, 1), "steps": step, "history": history,
-        "added_task": {"name": task, "channels": channels, "epochs": epochs, "lr": lr, "seed": seed,
-                       "trained_params": params[0].numel(), "base_run": str(Path(run)), "reference": comparison},
-        "old_tasks_identical": old_identical, "shared_weights_identical": shared_identical,
-        "old_metrics_unchanged": None if base_metrics is None else
-        all(json.dumps(res.metrics[t], sort_keys=True) == json.dumps(base_metrics[t], sort_keys=True) for t in old if t in base_metrics),
-    }
-    atomic_write_json(out / "metrics.json", result)
+    channels = task_channels_for([task], cfg.data.name)[task]
+    record = {"name": task, "channels": channels, "epochs": epochs, "lr": lr, "seed": seed, "trained_params": 0,
+              "base_run": str(Path(run)), "base_checkpoint": str(ckpt["path"]), "reference": comparison}
+    invariance = Invariance(probe, old, base_metrics, record, codes_file)
+    invariance.snapshot(model)
+
+    model.add_task(task, channels, learnable=True, seed=seed)
+    for name, p in model.named_parameters():  # only what the grown model has and the old one had not trains
+        p.requires_grad_(name not in invariance.state)
+    trained = [p for p in model.parameters() if p.requires_grad]
+    record["trained_params"] = sum(p.numel() for p in trained)
+    if not trained:
+        raise ConfigError(f"the code of {task!r} is not learnable")
+    trainer = Trainer(new, out, quiet=True, model=model, train_tasks=[task], hooks=[FrozenStatistics(), invariance])
+    log(f"adding {task} ({channels} channels) to {cfg.name} ({', '.join(old)}): training {record['trained_params']} numbers "
+        f"(its code) for {epochs} epoch(s), {len(trainer.train_ds)} samples, lr {lr}; every other weight frozen")
+    result = trainer.fit()
+    for h in result["history"]:
+        head = get_task(task).headline
+        log(f"epoch {h['epoch']}: val {task} {head} {h['val'][task][head]:.2f}"
+            + (" (best)" if h["epoch"] == result["best_epoch"] else ""))
     return result
-
-
-def _settle_code(codes, task: str, learnable: bool) -> None:
-    """Make the learned code a buffer again when the run's codes are buffers, so the
-    state dict lists it where a model built from the saved config has it (the
-    checkpoint fingerprint hashes names in order)."""
-    if learnable:
-        return
-    value = codes._parameters.pop(f"code_{task}").detach().clone()
-    codes.register_buffer(f"code_{task}", value)
 
 
 def _base_metrics(run: str | Path) -> dict | None:
@@ -233,16 +235,23 @@ def _base_metrics(run: str | Path) -> dict | None:
 
 
 def summary(result: dict) -> str:
+    """The printed check says exactly what metrics.json records (same keys, same tolerances)."""
     from tsn.tasks import get_task
 
     info = result["added_task"]
     t = info["name"]
     h = get_task(t).headline
+    tol = result["stacked_tolerance"]
     lines = [f"{result['name']}: {t} added by training {info['trained_params']} numbers (its code), "
              f"{info['epochs']} epoch(s), {result['train_time_s']:.0f}s",
-             f"old tasks' outputs bit-identical: {result['old_tasks_identical']}; shared weights unchanged: "
-             f"{result['shared_weights_identical']}",
-             f"{t} {h}: {result['val'][t][h]:.2f} with the added code"]
+             f"old tasks decoded alone, model(x, task=t), bit-identical: {result['old_tasks_identical']}; "
+             f"shared weights unchanged: {result['shared_weights_identical']}",
+             f"old tasks in the stacked pass with {t}, within atol {tol['atol']:g} + rtol {tol['rtol']:g}: "
+             f"{result['stacked_within_tolerance']} (max difference {result['stacked_max_abs_diff']:.1e})"]
+    if result["old_metrics_unchanged"] is not None:
+        lines.append(f"old tasks' metrics within {result['old_metrics_tolerance']:g} of the base run's metrics.json: "
+                     f"{result['old_metrics_unchanged']}")
+    lines.append(f"{t} {h}: {result['val'][t][h]:.2f} with the added code")
     ref = info.get("reference")
     if ref:
         lines[-1] += f", {ref['metrics'][h]:.2f} trained from scratch ({ref['model']}, {ref['run']})"

@@ -123,13 +123,6 @@ class EvalConfig:
     options: dict[str, dict[str, Any]] = field(default_factory=dict)  # eval.options.<task>.<key> (see tsn.tasks)
     geometry: Literal["pad", "release"] = "pad"  # test-time geometry of python -m eval (tsn/engine/geometry.py)
 
-    @property
-    def val_edge_thresholds(self) -> int:
-        """Old name of eval.options.edge.val_thresholds, still read by the trainer."""
-        from tsn.tasks import get_task
-
-        return get_task("edge").options("eval", self.options.get("edge"))["val_thresholds"]
-
 
 @dataclass
 class Config:

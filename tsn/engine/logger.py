@@ -26,11 +26,12 @@ class RunLogger:
 
             self._tb = SummaryWriter(log_dir=str(out_dir / "tb"))
 
-    def info(self, msg: str) -> None:
+    def info(self, msg: str, console: bool = True) -> None:
+        """``console=False``: log.txt only (for a line the command prints itself as ``error: ...``)."""
         line = f"[{time.strftime('%H:%M:%S')}] {msg}"
         if self._file is not None:
             self._file.write(line + "\n")
-        if self.main and not self.quiet:
+        if console and self.main and not self.quiet:
             print(line, file=sys.stderr, flush=True)
 
     def scalars(self, values: dict[str, float], step: int) -> None:

@@ -1,0 +1,59 @@
+"""train.add_task is the trainer with the old network frozen: what it prints is what metrics.json records."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import yaml
+
+from tests.test_pipeline import tiny
+from tsn.config import load_config
+from tsn.engine.trainer import Trainer
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    out = tmp_path_factory.mktemp("base")
+    cfg = load_config(data=tiny(data={"tasks": ["semseg", "normals"], "augment": False},
+                                train={"epochs": 1, "sampling": "all"}))
+    Trainer(cfg, out, quiet=True).fit()
+    return out
+
+
+def test_add_task_reports_what_it_checked(base, tmp_path):
+    from train.add_task import METRIC_ATOL, STACKED_ATOL, add_task, summary
+
+    res = add_task(base, "edge", tmp_path / "new", epochs=2, lr=0.05, device="cpu", log=lambda m: None)
+    written = json.loads((tmp_path / "new" / "metrics.json").read_text())
+    for key in ("old_tasks_identical", "shared_weights_identical", "stacked_within_tolerance", "old_metrics_unchanged",
+                "best_epoch", "steps"):
+        assert written[key] == res[key], key
+    assert res["old_tasks_identical"] and res["shared_weights_identical"] and res["stacked_within_tolerance"]
+    assert res["stacked_max_abs_diff"] <= STACKED_ATOL and res["stacked_tolerance"]["atol"] == STACKED_ATOL
+    # old_metrics_unchanged means: every old metric within METRIC_ATOL of the base run's metrics.json
+    base_val = json.loads((base / "metrics.json").read_text())["val"]
+    within = all(abs(v - base_val[t][k]) <= METRIC_ATOL or (v != v and base_val[t][k] != base_val[t][k])
+                 for t in ("semseg", "normals") for k, v in res["val"][t].items())
+    assert res["old_metrics_unchanged"] is within is True
+    text = summary(res)
+    assert f"bit-identical: {res['old_tasks_identical']}" in text
+    assert f"within {METRIC_ATOL:g} of the base run's metrics.json: {res['old_metrics_unchanged']}" in text
+    assert f"within atol {STACKED_ATOL:g}" in text
+    # the ordinary trainer ran: 8 samples / batch 4 = 2 steps per epoch, one task, its own checkpoints
+    assert res["steps"] == 4 and res["added_task"]["trained_params"] == 12
+    cfg = yaml.safe_load((tmp_path / "new" / "config.yaml").read_text())
+    assert cfg["optim"]["lr"] == 0.05 and cfg["optim"]["schedule"] == "none" and cfg["data"]["tasks"][-1] == "edge"
+    best = torch.load(tmp_path / "new" / "checkpoints" / "best.pt", weights_only=False)
+    assert best["epoch"] == res["best_epoch"]
+    old = torch.load(base / "checkpoints" / "best.pt", weights_only=False)["model"]
+    for k, v in old.items():
+        assert torch.equal(best["model"][k], v), k
+
+
+def test_add_task_cli_errors_are_one_line(base, tmp_path):
+    from tests.test_pipeline import run_cli
+
+    r = run_cli("-m", "train.add_task", str(base), "--task", "semseg", "--out", str(tmp_path / "x"))
+    assert r.returncode == 2 and r.stderr.startswith("error: ") and r.stderr.count("\n") == 1, r.stderr
