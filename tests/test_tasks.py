@@ -115,7 +115,7 @@ def test_new_option_keys_reach_loss_and_metric():
                                                  "sal": {"headline": "b"}}}})
     crit = MultiTaskLoss(cfg.data.tasks, cfg.loss.options)
     assert crit.losses["edge"].pos_weight == 0.8 and crit.losses["sal"].pos_weight is None
-    full, val = metric_options(cfg)["options"], metric_options(cfg, cfg.eval.val_edge_thresholds)["options"]
+    full, val = metric_options(cfg)["options"], metric_options(cfg, validation=True)["options"]
     assert full["edge"]["thresholds"] == 7 and val["edge"]["thresholds"] == 3 and full["edge"]["edge_max_dist"] == 0.02
     m = MultiTaskMetrics(cfg.data.tasks, **metric_options(cfg)).metrics
     assert len(m["edge"].thresholds) == 7 and m["edge"].max_dist == 0.02 and m["sal"].headline == "b"
