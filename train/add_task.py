@@ -82,7 +82,7 @@ def add_task(run: str | Path, task: str, out: str | Path, epochs: int | None = N
     from tsn.losses import MultiTaskLoss
     from tsn.metrics import MultiTaskMetrics, delta_m, higher_is_better
     from tsn.models.params import parameter_report
-    from tsn.models.registry import task_channels_for
+    from tsn.models.registry import model_options, task_channels_for
     from tsn.models.tsn import TaskSwitchingNet
     from tsn.tasks import get_task
 
@@ -176,7 +176,7 @@ def add_task(run: str | Path, task: str, out: str | Path, epochs: int | None = N
     for p in model.parameters():
         p.requires_grad_(False)
 
-    _settle_code(model.codes, task, cfg.model.code.learnable)
+    _settle_code(model.codes, task, model_options(cfg.model, "tsn")["code"].learnable)
     after_state = model.state_dict()
     shared_identical = all(torch.equal(before_state[k], after_state[k]) for k in before_state)
     old_identical = all(torch.equal(a[t], b[t]) for a, b in zip(before_out, snapshot(model, probe, old)) for t in old)
@@ -184,8 +184,8 @@ def add_task(run: str | Path, task: str, out: str | Path, epochs: int | None = N
         raise TSNError("a shared weight or an old task's output changed while adding the task; this is a bug")
 
     # the saved config must rebuild this model: codes from a file if the config's kind cannot grow by one task
-    if cfg_new.model.code.kind == "file":
-        cfg_new.model.code.path = str(atomic_torch_save(out / "codes.pt", model.codes.table().detach().cpu()).resolve())
+    if model_options(cfg_new.model, "tsn")["code"].kind == "file":
+        cfg_new.model.options.setdefault("tsn", {}).setdefault("code", {})["path"] = str(atomic_torch_save(out / "codes.pt", model.codes.table().detach().cpu()).resolve())
     state = {"config": to_dict(cfg_new), "tasks": dict(model.task_channels), "epoch": epochs, "step": step,
              "added_task": task, "base_run": str(ckpt["path"])}
     save_checkpoint(out / "checkpoints" / "best.pt", model, **state)
