@@ -39,8 +39,8 @@ def scaling_rows(max_tasks: int, encoder: str = "resnet18", code_dim: int = 100)
     rows = []
     for method in METHODS:
         for n in range(1, max_tasks + 1):
-            cfg = ModelConfig(name=method, encoder=encoder, head="mean", head_width=21)
-            cfg.code.dim = max(code_dim, n)
+            cfg = ModelConfig(name=method, encoder=encoder, head="mean", head_width=21,
+                              options={"tsn": {"code": {"dim": max(code_dim, n)}}} if method == "tsn" else {})
             with torch.device("meta"):
                 model = build_model(cfg, task_set(n))
             rows.append({"method": method, "tasks": n, "params": parameter_report(model)["params"]})

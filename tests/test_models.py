@@ -237,8 +237,10 @@ def test_bad_names_are_clear_errors():
         build_model(small("tsnn"), TASKS)
     with pytest.raises(ConfigError, match="unknown config key bogus"):
         from_dict(ModelConfig, {"bogus": 1})
-    with pytest.raises(ConfigError, match="code.dim: expected int"):
-        from_dict(ModelConfig, {"code": {"dim": "big"}})
+    with pytest.raises(ConfigError, match="model.options.tsn.code.dim: expected int"):  # checked by the builder
+        build_model(from_dict(ModelConfig, {"code": {"dim": "big"}}), TASKS)
+    with pytest.raises(ConfigError, match="model.options.multi_decoder.code: not an option of model 'multi_decoder'"):
+        build_model(from_dict(ModelConfig, {"name": "multi_decoder", "options": {"multi_decoder": {"code": {}}}}), TASKS)
     with pytest.raises(ConfigError, match="unknown task code"):
         build_model(small("tsn", code={"kind": "fancy", "dim": 12}), TASKS)
     model = build_model(small("tsn"), TASKS)

@@ -17,6 +17,7 @@ import yaml
 from tsn.config import Config, load_config, to_dict, to_yaml
 from tsn.engine.trainer import Trainer, TrainingError
 from tsn.errors import CheckpointError, ConfigError
+from tsn.validate import check_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -133,21 +134,25 @@ def test_config_errors_name_the_key_and_valid_choices():
         load_config(data=tiny(train={"epoch": 3}))
     with pytest.raises(ConfigError, match="train.epochs: expected int, got 'ten'"):
         load_config(data=tiny(train={"epochs": "ten"}))
+
+    def checked(data):  # names are the registries' to check (tsn.validate), not the parser's
+        return check_config(load_config(data=data))
+
     with pytest.raises(ConfigError, match="unknown model 'tsm'; valid: .*tsn"):
-        load_config(data=tiny(model={"name": "tsm"}))
+        checked(tiny(model={"name": "tsm"}))
     with pytest.raises(ConfigError, match="unknown dataset 'cityscapes'; valid: nyud, pascal, synthetic"):
-        load_config(data=tiny(data={"name": "cityscapes"}))
+        checked(tiny(data={"name": "cityscapes"}))
     with pytest.raises(ConfigError, match="unknown task 'segm'; valid: edge, semseg"):
-        load_config(data=tiny(data={"tasks": ["segm"]}))
+        checked(tiny(data={"tasks": ["segm"]}))
     with pytest.raises(ConfigError, match="dataset 'nyud' has no parts"):
-        load_config(data=tiny(data={"name": "nyud", "tasks": ["parts"]}))
+        checked(tiny(data={"name": "nyud", "tasks": ["parts"]}))
     with pytest.raises(ConfigError, match="train.sampling: 'sometimes' is not valid; valid: paper, all, random"):
-        load_config(data=tiny(train={"sampling": "sometimes"}))
+        checked(tiny(train={"sampling": "sometimes"}))
     with pytest.raises(ConfigError, match="unknown weighting 'magic'"):
-        load_config(data=tiny(loss={"weighting": "magic"}))
+        checked(tiny(loss={"weighting": "magic"}))
     with pytest.raises(ConfigError, match="unknown task 'semseq'"):
-        load_config(data=tiny(loss={"weights": {"semseq": 2.0}}))
-    load_config(data=tiny(loss={"weights": {"depth": 2.0}}))  # a known task not trained here: ignored
+        checked(tiny(loss={"weights": {"semseq": 2.0}}))
+    checked(tiny(loss={"weights": {"depth": 2.0}}))  # a known task not trained here: ignored
     with pytest.raises(ConfigError, match="--set expects key=value"):
         load_config(data=tiny(), overrides=["train.epochs"])
 

@@ -24,6 +24,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--resume", action="store_true", help="continue the run in --out from checkpoints/last.pt")
     p.add_argument("--quiet", action="store_true", help="no log lines on the console")
     p.add_argument("--json", action="store_true", help="print the final metrics as JSON instead of a table")
+    p.add_argument("--check", action="store_true", help="check the config (keys, types, ranges, names), print it, train nothing")
     return p.parse_args(argv)
 
 
@@ -31,6 +32,7 @@ def run(args: argparse.Namespace) -> dict:
     from tsn.config import load_config, to_dict
     from tsn.engine.report import results_table
     from tsn.engine.trainer import Trainer
+    from tsn.validate import check_config
 
     if args.resume:
         if not args.out:
@@ -47,6 +49,12 @@ def run(args: argparse.Namespace) -> dict:
         if not args.config:
             raise TSNError("give a config file (for example configs/synthetic/tsn.yaml) or --resume --out RUN_DIR")
         cfg = load_config(args.config, args.set)
+    check_config(cfg)
+    if args.check:
+        from tsn.config import to_yaml
+
+        print(to_yaml(cfg), end="")
+        return {}
     out = Path(args.out or Path("runs") / cfg.name)
     if not args.resume and (out / "checkpoints" / "last.pt").exists():
         raise TSNError(f"{out} already holds a run; pass --resume to continue it, or choose another --out")

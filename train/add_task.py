@@ -148,7 +148,7 @@ def add_task(run: str | Path, task: str, out: str | Path, epochs: int | None = N
     from tsn.engine.evaluate import to_device
     from tsn.engine.factory import build_data, load_reference
     from tsn.engine.trainer import Trainer
-    from tsn.models.registry import task_channels_for
+    from tsn.models.registry import model_options, task_channels_for
     from tsn.models.tsn import TaskSwitchingNet
     from tsn.runs import load_run_checkpoint
     from tsn.tasks import get_task
@@ -197,9 +197,9 @@ def add_task(run: str | Path, task: str, out: str | Path, epochs: int | None = N
         new.eval.single_task = None  # delta_m needs every task; select on the new task's headline instead
         new.eval.select_metric = f"{task}/{get_task(task).headline}"
     codes_file = None
-    if new.model.code.kind == "file":  # the config must rebuild this model: its codes from a file
+    if model_options(new.model, "tsn")["code"].kind == "file":  # the config must rebuild this model: its codes from a file
         codes_file = (out / "codes.pt").resolve()
-        new.model.code.path = str(codes_file)
+        new.model.options.setdefault("tsn", {}).setdefault("code", {})["path"] = str(codes_file)
 
     _, _, val = build_data(new, cfg.data.val_split, train=False)
     probe = [to_device(b, dev)["image"] for _, b in zip(range(2), val)]

@@ -18,7 +18,7 @@ Suite YAML::
                                      # this suite or a path relative to OUT (e.g. ../paper_main/single_task)
     runs:
       - {name: single_task, config: single_task.yaml}
-      - {name: tsn, config: tsn.yaml, set: [model.code.dim=100]}
+      - {name: tsn, config: tsn.yaml, set: [model.options.tsn.code.dim=100]}
       - {name: tsn_k2, config: tsn.yaml, tasks: [semseg, normals]}   # tasks: data.tasks, loss weights cut to them
 
 Override order: the config file, the suite's ``set``, the run's ``set``, the
@@ -149,6 +149,7 @@ def plan(suite: Suite, dataset: str, out: Path, cli_set: list[str] | None = None
     """The jobs in execution order: reference runs first, then the rest in
     suite order; seeds inner so that every method gets seed 0 before seed 1."""
     from tsn.config import load_config
+    from tsn.validate import check_config
 
     cdir = _config_dir(suite, dataset)
     names = [r.name for r in suite.runs]
@@ -174,7 +175,7 @@ def plan(suite: Suite, dataset: str, out: Path, cli_set: list[str] | None = None
             ov += [f"name={run.name}", f"train.seed={seed}"]
             if ref_dir is not None:
                 ov.append(f"eval.single_task={ref_dir}")
-            load_config(cfile, ov)  # every config is checked before the first run starts
+            check_config(load_config(cfile, ov))  # every config is checked before the first run starts
             hint = _reference_command(suite, dataset, out, ref_name, seed, cli_set, local_ref) if ref_dir else None
             jobs.append(Job(run, seed, out / run.name / f"seed{seed}", ov, cfile, is_ref, ref_dir, hint))
     return jobs

@@ -95,6 +95,10 @@ class MultiTaskDataset(Dataset):
     info: ClassVar[DatasetInfo]
     OPTIONS: ClassVar[tuple[str, ...]] = ()  # dataset-specific keyword options
 
+    @classmethod
+    def check_options(cls, options: dict, where: str) -> None:
+        """Refuse bad values of this dataset's options (one line naming ``where.key``)."""
+
     def __init__(
         self,
         split: str,
@@ -212,16 +216,26 @@ def build_dataset(name: str, root=None, split: str = "train", tasks=None, size=N
         raise ConfigError(f"dataset {name!r} has no task(s) {', '.join(missing)}; available: {', '.join(info.tasks)}")
     if split not in info.splits:
         raise ConfigError(f"dataset {name!r} has no split {split!r}; valid: {', '.join(info.splits)}")
-    common = ("augment", "label_drop", "label_drop_seed", "transform", "scale_range", "jitter", "eval_resize",
-              "augmentation")
-    valid = set(common) | set(cls.OPTIONS)
-    unknown = sorted(set(options) - valid)
-    if unknown:
-        raise ConfigError(f"unknown option(s) for dataset {name!r}: {', '.join(unknown)}; valid: {', '.join(sorted(valid))}")
+    check_dataset_options(name, options)
     if size is None:
         size = info.default_size
     size = parse_size(size)
     return cls(root=root, split=split, tasks=tasks, size=size, **options)
+
+
+COMMON_OPTIONS = ("augment", "label_drop", "label_drop_seed", "transform", "scale_range", "jitter", "eval_resize",
+                  "augmentation")
+
+
+def check_dataset_options(name: str, options: dict, where: str = "") -> None:
+    """Option names of dataset ``name`` (and their values, by the dataset's ``check_options``)."""
+    cls = DATASETS.get(name, "data.name" if where else None)
+    valid = set(COMMON_OPTIONS) | set(cls.OPTIONS)
+    unknown = sorted(set(options) - valid)
+    if unknown:
+        raise ConfigError(f"{where + ': ' if where else ''}unknown option(s) for dataset {name!r}: {', '.join(unknown)}; "
+                          f"valid: {', '.join(sorted(valid))}")
+    cls.check_options(options, where or "options")
 
 
 def list_datasets() -> list[str]:

@@ -84,6 +84,22 @@ class SyntheticScenes(MultiTaskDataset):
     ))
     OPTIONS = ("length", "seed", "cache")
 
+    @classmethod
+    def check_options(cls, options: dict, where: str) -> None:
+        """``length``: samples per split, an int or {split: int}, each >= 1 (an
+        empty split would train or validate on nothing); ``seed`` an int."""
+        length = options.get("length")
+        items = length.items() if isinstance(length, dict) else ([] if length is None else [(None, length)])
+        for split, n in items:
+            key = f"{where}.length" + (f".{split}" if split is not None else "")
+            if split is not None and split not in DEFAULT_LENGTH:
+                raise ConfigError(f"{key}: unknown split {split!r}; valid: {', '.join(DEFAULT_LENGTH)}")
+            if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+                raise ConfigError(f"{key} must be an integer >= 1 (samples in the split), got {n!r}")
+        seed = options.get("seed", 0)
+        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+            raise ConfigError(f"{where}.seed must be an integer >= 0, got {seed!r}")
+
     def __init__(
         self,
         root=None,

@@ -1,23 +1,54 @@
-"""``build_model(cfg, task_channels)``: every model is built by name from one registry."""
+"""``build_model(cfg, task_channels)``: every model is built by name from one registry.
+
+A builder is ``fn(cfg: ModelConfig, task_channels, *, option=default, ...)``:
+its keyword-only parameters are its model-specific options, given in the
+config under ``model.options.<name>`` and checked against the signature
+(:func:`tsn.registry.keyword_options`), so TSN's ``code`` and ``embedding``
+sit on TSN alone. Adding a model is one registered function.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
-from tsn.codes import build_codebook
-from tsn.config import ModelConfig
+from tsn.codes import CODES, build_codebook
+from tsn.config import ModelConfig, option
 from tsn.errors import ConfigError
 from tsn.models.base import MultiTaskModel
 from tsn.models.baselines import MultiDecoderNet, RCMNet, SingleTaskNet, TaskNormNet
 from tsn.models.decoders import UNetDecoder
 from tsn.models.encoders import build_encoder
-from tsn.models.heads import TaskHeads
+from tsn.models.encoders import ENCODERS
+from tsn.models.heads import HEAD_KINDS, TaskHeads
 from tsn.models.tsn import TaskSwitchingNet
+from tsn.nn.blocks import ACTIVATIONS
 from tsn.nn.embedding import TaskEmbedding
-from tsn.registry import Registry
+from tsn.registry import Registry, keyword_options
 
-Builder = Callable[[ModelConfig, dict[str, int]], MultiTaskModel]
+Builder = Callable[..., MultiTaskModel]
 MODELS: Registry[Builder] = Registry("model")
+
+
+@dataclass
+class CodeConfig:
+    """TSN's task codes (``model.options.tsn.code``)."""
+
+    kind: str = "orthogonal"  # orthogonal | onehot | gaussian | file
+    dim: int = option(100, ge=1)
+    seed: int = option(0, ge=0)
+    path: str | None = None
+    learnable: bool = False
+
+
+@dataclass
+class EmbeddingConfig:
+    """TSN's code embedding MLP (``model.options.tsn.embedding``)."""
+
+    n_fc: int = option(8, ge=0)
+    width: int | None = option(None, ge=1)  # None: the code dimension
+    equalized: bool = True
 
 
 def _encoder(cfg: ModelConfig):
@@ -30,14 +61,16 @@ def _decoder(cfg: ModelConfig, enc_channels, heads: TaskHeads, norm: str, n_task
 
 
 @MODELS.register("tsn")
-def build_tsn(cfg: ModelConfig, task_channels: dict[str, int]) -> TaskSwitchingNet:
+def build_tsn(cfg: ModelConfig, task_channels: dict[str, int], *, code: CodeConfig = CodeConfig(),
+              embedding: EmbeddingConfig = EmbeddingConfig()) -> TaskSwitchingNet:
     tasks = list(task_channels)
+    CODES.get(code.kind, "model.options.tsn.code.kind")
     enc = _encoder(cfg)
-    codes = build_codebook(tasks, cfg.code.kind, cfg.code.dim, cfg.code.seed, cfg.code.path, cfg.code.learnable)
-    emb = TaskEmbedding(cfg.code.dim, cfg.embedding.n_fc, cfg.embedding.width, cfg.embedding.equalized)
+    codes = build_codebook(tasks, code.kind, code.dim, code.seed, code.path, code.learnable)
+    emb = TaskEmbedding(code.dim, embedding.n_fc, embedding.width, embedding.equalized)
     heads = TaskHeads(cfg.head, task_channels, cfg.head_width)
     dec = _decoder(cfg, enc.channels, heads, "adain", len(tasks), "leaky_relu",
-                   latent_dim=emb.out_dim, equalized=cfg.embedding.equalized)
+                   latent_dim=emb.out_dim, equalized=embedding.equalized)
     return TaskSwitchingNet(task_channels, enc, codes, emb, dec, heads)
 
 
@@ -79,6 +112,27 @@ def build_rcm(cfg: ModelConfig, task_channels: dict[str, int]) -> RCMNet:
     return RCMNet(task_channels, enc, *_per_task_decoders(cfg, task_channels, enc.channels))
 
 
+def model_options(cfg: ModelConfig, name: str | None = None) -> dict[str, Any]:
+    """Model ``name``'s (default: ``cfg.name``'s) options, checked, with defaults filled in."""
+    name = cfg.name if name is None else name
+    builder = MODELS.get(name, "model.name" if name == cfg.name else f"model.options.{name}")
+    return keyword_options(builder, cfg.options.get(name), f"model.options.{name}", owner=f"model {name!r}")
+
+
+def check_model_config(cfg: ModelConfig) -> None:
+    """Every name and model option of ``cfg``, checked without building anything."""
+    MODELS.get(cfg.name, "model.name")
+    ENCODERS.get(cfg.encoder, "model.encoder")
+    if cfg.head not in HEAD_KINDS:
+        raise ConfigError(f"model.head: {cfg.head!r} is not valid; valid: {', '.join(HEAD_KINDS)}")
+    if cfg.act is not None and cfg.act not in ACTIVATIONS:
+        raise ConfigError(f"model.act: {cfg.act!r} is not valid; valid: {', '.join(ACTIVATIONS)}")
+    for name in cfg.options:  # options of a model not built here are checked too (a base file may set them)
+        opts = model_options(cfg, name)
+        if name == "tsn":
+            CODES.get(opts["code"].kind, "model.options.tsn.code.kind")
+
+
 def build_model(cfg: ModelConfig, task_channels: dict[str, int]) -> MultiTaskModel:
     """Build ``cfg.name`` for the given tasks (name -> output channels). Task
     names are free here, so new tasks need no registration to be modelled."""
@@ -87,7 +141,8 @@ def build_model(cfg: ModelConfig, task_channels: dict[str, int]) -> MultiTaskMod
     for t, c in task_channels.items():
         if c < 1:
             raise ConfigError(f"task {t!r} needs at least one output channel, got {c}")
-    return MODELS.get(cfg.name)(cfg, dict(task_channels))
+    builder = MODELS.get(cfg.name, "model.name")
+    return builder(cfg, dict(task_channels), **model_options(cfg))
 
 
 def list_models() -> list[str]:
