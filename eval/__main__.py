@@ -5,6 +5,7 @@
   python -m eval scaling --max-tasks 9 --out DIR
   python -m eval tables RUNS_DIR --out DIR
   python -m eval figures RUNS_DIR --out DIR
+  python -m eval edges PRED_DIR --gt GT_DIR --protocol seism|bsds [--json]
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import sys
 
 from tsn.errors import TSNError
 
-SUBCOMMANDS = ["params", "scaling", "tables", "figures", "grouping", "run"]
+SUBCOMMANDS = ["params", "scaling", "tables", "figures", "grouping", "edges", "run"]
 
 
 def main(argv: list[str] | None = None) -> int:
