@@ -6,6 +6,7 @@
   python -m eval tables RUNS_DIR --out DIR
   python -m eval figures RUNS_DIR --out DIR
   python -m eval import-release CHECKPOINT --kind tsn|single_task [--task T] --out RUN_DIR
+  python -m eval edges PRED_DIR --gt GT_DIR --protocol seism|bsds [--json]
 """
 
 from __future__ import annotations

@@ -173,6 +173,12 @@ class EvalConfig:
     options: dict[str, dict[str, Any]] = field(default_factory=dict)  # eval.options.<task>.<key> (see tsn.tasks)
     geometry: Literal["pad", "release"] = "pad"  # test-time geometry of python -m eval (tsn/engine/geometry.py)
 
+    @property
+    def edge_protocol(self) -> str | None:
+        """eval.options.edge.protocol as configured (None: not given, the fast preset); records
+        and tables add it to their protocol name (eval/run.py, eval/tables.py)."""
+        return (self.options.get("edge") or {}).get("protocol")
+
 
 @dataclass
 class Config:
@@ -447,6 +453,7 @@ TASK_OPTION_ALIASES = {
     "eval.edge_thresholds": "eval.options.edge.thresholds",
     "eval.val_edge_thresholds": "eval.options.edge.val_thresholds",
     "eval.edge_max_dist": "eval.options.edge.max_dist",
+    "eval.edge_protocol": "eval.options.edge.protocol",
     "eval.sal_headline": "eval.options.sal.headline",
 }
 

@@ -1,4 +1,4 @@
-"""Edge detection: ODS F, OIS F and AP by BSDS-style boundary matching.
+"""Edge detection: ODS F, OIS F and AP by boundary matching, under a named protocol.
 
 The per-image work (binarise, thin, match at every threshold) is in
 :mod:`tsn.metrics.boundary`. The state is additive: per threshold the
@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from tsn.errors import ConfigError
-from tsn.metrics import boundary
+from tsn.metrics import boundary, edge_protocols
 from tsn.metrics.base import METRICS, Metric, as_map, check_same_size
 
 #: max_dist (fraction of the image diagonal) used by the community per dataset.
@@ -30,22 +30,29 @@ EDGE_MAX_DIST = {"pascal": 0.0075, "nyud": 0.011}
 
 
 def _eval_one(args):
-    return boundary.evaluate_image(*args)
+    kind, a = args
+    if kind == "fast":
+        return boundary.evaluate_image(*a)
+    return edge_protocols.image_counts(*a)
 
 
 @METRICS.register("edge")
 class EdgeMetric(Metric):
-    """BSDS boundary P/R/F.
+    """Boundary P/R/F under an edge protocol (:mod:`tsn.metrics.edge_protocols`).
 
-    Options: ``edge_max_dist`` (0.0075 PASCAL, 0.011 NYUD), ``thresholds``
-    (an int n for BSDS's n evenly spaced ones, default 99 = 0.01..0.99, or an
-    increasing sequence in (0, 1], e.g. a handful for fast validation during
-    training), ``nms`` (edgesNms on the soft map first; off, as the
-    community's SEISM evaluation of raw sigmoid maps), ``thin`` (bwmorph thin
-    of each binarised map; on, as BSDS), ``thin_gt`` (off, as BSDS),
-    ``quantize`` (round probabilities to k/255 first, as the reference
-    pipeline that stores predictions as 8-bit PNGs; off), ``workers``
-    (processes for the per-image work; 0 = in this process).
+    Options: ``protocol`` ("fast": the training-time preset, default;
+    "seism": the TSN paper's SEISM evaluation; "bsds": the BSDS500 bench),
+    ``edge_max_dist`` (tolerance as a fraction of the diagonal of the map the
+    metric receives, which is the original image's when the evaluation
+    restores predictions to it; 0.0075 PASCAL, 0.011 NYUD), ``edge_max_dist_px``
+    (the tolerance in pixels instead, e.g. ``max_dist x`` the original
+    diagonal when a caller scores a map of another size), ``thresholds`` (None:
+    the protocol's, 99 for fast / bsds, "hed" = SEISM's 101 for seism; an int n
+    for n evenly spaced ones; or an increasing sequence in (0, 1]), ``workers``
+    (processes for the per-image work; 0 = in this process). For the fast
+    preset only: ``nms`` (edgesNms first, sign(0) = +1), ``thin`` (thin each
+    binarised map; on), ``thin_gt`` (off), ``quantize`` (round to k/255; off);
+    the other protocols fix these as their MATLAB code does.
     """
 
     task = "edge"
@@ -53,7 +60,9 @@ class EdgeMetric(Metric):
     def __init__(
         self,
         edge_max_dist: float = 0.0075,
-        thresholds: int | Sequence[float] = 99,
+        thresholds: int | str | Sequence[float] | None = None,
+        protocol: str = "fast",
+        edge_max_dist_px: float | None = None,
         nms: bool = False,
         thin: bool = True,
         thin_gt: bool = False,
@@ -62,16 +71,12 @@ class EdgeMetric(Metric):
     ) -> None:
         if not edge_max_dist > 0:
             raise ConfigError(f"edge_max_dist must be > 0, got {edge_max_dist}")
-        if isinstance(thresholds, (int, np.integer)):
-            if thresholds < 1:
-                raise ConfigError(f"thresholds must be >= 1, got {thresholds}")
-            th = boundary.default_thresholds(int(thresholds))
-        else:
-            th = np.asarray(list(thresholds), np.float64)
-            if th.size == 0 or np.any(np.diff(th) <= 0) or th[0] <= 0 or th[-1] > 1:
-                raise ConfigError("edge thresholds must be increasing and within (0, 1]")
+        if edge_max_dist_px is not None and not edge_max_dist_px > 0:
+            raise ConfigError(f"edge_max_dist_px must be > 0, got {edge_max_dist_px}")
+        self.protocol = edge_protocols.get_protocol(protocol)
         self.max_dist = float(edge_max_dist)
-        self.thresholds = th
+        self.max_dist_px = None if edge_max_dist_px is None else float(edge_max_dist_px)
+        self.thresholds = edge_protocols.resolve_thresholds(thresholds, self.protocol)
         self.nms, self.thin, self.thin_gt, self.quantize = bool(nms), bool(thin), bool(thin_gt), bool(quantize)
         self.workers = int(workers)
         self._pool: Executor | None = None
@@ -79,7 +84,9 @@ class EdgeMetric(Metric):
 
     def config(self) -> dict[str, Any]:
         return {
+            "protocol": self.protocol.name,
             "max_dist": self.max_dist,
+            "max_dist_px": self.max_dist_px,
             "thresholds": tuple(np.round(self.thresholds, 12)),
             "nms": self.nms,
             "thin": self.thin,
@@ -104,6 +111,20 @@ class EdgeMetric(Metric):
             self._pool.shutdown()
             self._pool = None
 
+    def _job(self, p: np.ndarray, gt: np.ndarray, void: np.ndarray | None):
+        if self.protocol.name == "fast":
+            md = self.max_dist if self.max_dist_px is None else self.max_dist_px / float(np.hypot(*p.shape))
+            return ("fast", (p, gt, self.thresholds, md, self.thin, self.thin_gt, self.nms, void))
+        return ("protocol", (p, gt, self.protocol, self.thresholds, self.max_dist, self.max_dist_px, void))
+
+    def map(self, jobs: list) -> list[np.ndarray]:
+        """Per-image counts of ``jobs`` (in this process or the pool)."""
+        if self.workers > 0 and len(jobs) > 1:
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(self.workers)
+            return list(self._pool.map(_eval_one, jobs))
+        return [_eval_one(j) for j in jobs]
+
     @torch.no_grad()
     def update(self, pred: Tensor, target: Tensor) -> None:
         """``pred``: logits [B,1,H,W]; ``target``: [B,1,H,W] with 1 = boundary, 0 = not."""
@@ -111,7 +132,7 @@ class EdgeMetric(Metric):
         check_same_size(pred, target, "edge")
         prob = torch.sigmoid(pred.float()).cpu().numpy()
         tgt = target.cpu().numpy()
-        if self.quantize:
+        if self.quantize and self.protocol.name == "fast":
             prob = np.round(prob * 255.0) / 255.0
         jobs = []
         for p, t in zip(prob, tgt):
@@ -119,27 +140,21 @@ class EdgeMetric(Metric):
             void = ~(gt | (t == 0))
             if void.all():
                 continue
-            jobs.append((p, gt, self.thresholds, self.max_dist, self.thin, self.thin_gt, self.nms,
-                         void if void.any() else None))
-        if self.workers > 0 and len(jobs) > 1:
-            if self._pool is None:
-                self._pool = ProcessPoolExecutor(self.workers)
-            results = list(self._pool.map(_eval_one, jobs))
-        else:
-            results = [_eval_one(j) for j in jobs]
-        self.add_image_counts(results)
+            jobs.append(self._job(p, gt, void if void.any() else None))
+        self.add_image_counts(self.map(jobs))
 
     def add_image_counts(self, per_image: Sequence[np.ndarray]) -> None:
-        """Accumulate per-image [T, 4] count arrays (from :func:`boundary.evaluate_image`)."""
+        """Accumulate per-image [T, 4] count arrays (from :func:`edge_protocols.image_counts`)."""
         for c in per_image:
             self._add(
-                counts=torch.from_numpy(c),
-                ois=torch.from_numpy(boundary.ois_counts(c)),
+                counts=torch.from_numpy(np.asarray(c, np.int64)),
+                ois=torch.from_numpy(edge_protocols.ois_counts(np.asarray(c), self.protocol)),
                 images=torch.tensor(1),
             )
 
     def compute(self) -> dict[str, float]:
         if int(self._state["images"]) == 0:
             return {k: float("nan") for k in ("odsF", "oisF", "AP", "odsP", "odsR", "odsT")}
-        s = boundary.summarize(self.thresholds, self._state["counts"].numpy(), self._state["ois"].numpy())
+        s = edge_protocols.summarize(self.protocol, self.thresholds, self._state["counts"].numpy(),
+                                     self._state["ois"].numpy())
         return {k: (v if k == "odsT" else 100.0 * v) for k, v in s.items()}
