@@ -253,6 +253,16 @@ def test_imported_run_is_evaluated_by_python_m_eval(tmp_path, capsys, monkeypatc
     assert res["geometry"] == "release" and 0 <= res["results"]["semseg"]["mIoU"] <= 100
     assert main([str(tmp_path / "run")]) == 0
     assert "imported from s.pth" in capsys.readouterr().out.splitlines()[0]
+    # exports at the original 40x50 size, in both geometries
+    from PIL import Image
+
+    for geometry in ("release", "pad"):
+        exp = tmp_path / f"exp_{geometry}"
+        assert main([str(tmp_path / "run"), "--geometry", geometry, "--export", str(exp)]) == 0
+        files = sorted((exp / "semseg").iterdir())
+        assert [f.name for f in files] == ["2008_000001.png", "2008_000002.png"]
+        assert all(Image.open(f).size == (50, 40) for f in files)
+    assert len(list((tmp_path / "run" / "evals").iterdir())) == 2  # release and pad records
 
 
 def _fake_pascal(root):
