@@ -16,7 +16,8 @@ import sys
 
 from tsn.errors import TSNError
 
-SUBCOMMANDS = ["params", "scaling", "tables", "figures", "grouping", "import-release", "run"]
+SUBCOMMANDS = ["params", "scaling", "tables", "figures", "grouping", "edges", "import-release", "predict",
+               "export", "run"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -35,7 +35,7 @@ import yaml
 from tsn.errors import ConfigError
 from tsn.io import atomic_write_json, atomic_write_text
 from tsn.metrics import delta_m
-from tsn.tasks import ALL_TASKS, get_task
+from tsn.tasks import get_task, task_names
 
 REFERENCE = Path(__file__).resolve().parent / "reference" / "tsn_iccv2021.json"
 METHODS = {  # registry name -> the paper's row label, in the paper's order
@@ -48,7 +48,6 @@ METHODS = {  # registry name -> the paper's row label, in the paper's order
 }
 PAPER_LABEL = {"TSN": "TSN (INs + task embedding)"}
 CODE_ORDER = ["orthogonal", "gaussian", "onehot", "file"]
-TASK_ORDER = ["edge", "semseg", "parts", "normals", "sal", "depth"]  # the paper's column order, then depth
 SUITE_BLOCK = {"paper_main": "main", "embedding_ablation": "ablation", "scaling": "scaling"}
 
 
@@ -261,8 +260,9 @@ def load_paper() -> dict:
 
 
 def _task_cols(rows: list[Row]) -> list[str]:
-    present = {t for row in rows for t in row.cells if t in ALL_TASKS}
-    return [t for t in TASK_ORDER if t in present]
+    """Task columns in registration order (the paper's column order, then depth, then added tasks)."""
+    present = {t for row in rows for t in row.cells}
+    return [t for t in task_names() if t in present]
 
 
 def _head(t: str) -> str:
@@ -320,7 +320,7 @@ def added_table(rows: list[Row], split: str) -> tuple[list[str], list[list[str]]
 
 
 def paper_tables(paper: dict) -> list[tuple[str, list[str], list[list[str]]]]:
-    tasks = [t for t in TASK_ORDER if t in paper["metrics"]]
+    tasks = [t for t in task_names() if t in paper["metrics"]]
     hm = [_head(t) for t in tasks]
     main = [[r["method"], *[f"{r[t]:.1f}" for t in tasks], "–" if r["delta_m"] is None else f"{r['delta_m']:.2f}",
              f"{r['params_M']}"] for r in paper["main_table"]]
