@@ -36,8 +36,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from tsn.data.transforms import LABEL_KEYS, FitPad, resize
+from tsn.data.transforms import FitPad
 from tsn.errors import ConfigError
+from tsn.tasks import is_label
 
 GEOMETRIES = ("pad", "release")
 
@@ -67,7 +68,7 @@ class PadEval(FitPad):
 
     def __call__(self, sample):
         h, w = sample["image"].shape[-2:]
-        originals = {k: sample[k] for k in LABEL_KEYS if k in sample}
+        originals = {k: v for k, v in sample.items() if is_label(k)}
         out = super().__call__(sample)
         meta = {**out["meta"], "geometry": "pad", "size": (int(h), int(w))}
         if tuple(meta["valid"]) != (h, w):
@@ -99,18 +100,16 @@ class ReleaseResize:
         h, w = sample["image"].shape[-2:]
         out = dict(sample)
         out["image"] = _cubic_image(sample["image"], self.size)
-        for k in LABEL_KEYS:
-            if k not in sample:
-                continue
+        for k in [k for k in sample if is_label(k)]:
             x = sample[k]
-            if k == "normals":
+            if task_kind(k) == "vector_field":
                 y = _cubic_image(x, self.size)
                 n = y.norm(dim=0, keepdim=True)
                 out[k] = torch.where(n > 0, y / n.clamp_min(1e-12), torch.zeros_like(y))
             else:
                 out[k] = _nearest(x, self.size)
         out["meta"] = {**sample.get("meta", {}), "geometry": "release", "size": (int(h), int(w)),
-                       "original": {k: sample[k] for k in LABEL_KEYS if k in sample}}
+                       "original": {k: v for k, v in sample.items() if is_label(k)}}
         return out
 
     def __repr__(self) -> str:
@@ -280,4 +279,4 @@ def export_value(task: str, pred: Tensor, meta: dict[str, Any]):
 
 
 __all__ = ["GEOMETRIES", "PadEval", "ReleaseResize", "check_geometry", "eval_transform", "export_value",
-           "needs_restore", "release_output", "restore", "resize", "stored_to_metric_input", "task_kind"]
+           "needs_restore", "release_output", "restore", "stored_to_metric_input", "task_kind"]
