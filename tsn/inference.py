@@ -39,19 +39,15 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", "
 MIN_SIZE = 32
 GEOMETRIES = ("pad", "resize", "native")
 
-_KIND_ALIASES = {"classes": "class_map", "binary": "binary_map", "normals": "vector_field", "regression": "scalar_map"}
-
-
 def task_kind(task: str) -> str:
     """``class_map`` | ``binary_map`` | ``vector_field`` | ``scalar_map``, or
     ``raw`` for a task this project does not describe (added with add_task)."""
     from tsn.tasks import get_task
 
     try:
-        kind = get_task(task).kind
+        return get_task(task).kind
     except ConfigError:
         return "raw"
-    return _KIND_ALIASES.get(kind, kind)
 
 
 # ---------------------------------------------------------------- images
@@ -272,8 +268,14 @@ def predict(model, images, tasks: Sequence[str] | None = None, size: Any = None,
 
 # ---------------------------------------------------------------- pictures
 
-_CAPTIONS = {"edge": "edge probability", "sal": "saliency probability", "semseg": "semantic segments",
-             "parts": "human parts", "normals": "surface normals", "depth": "depth"}
+def _caption(task: str) -> str:
+    """The task's description up to its first comma (``boundary detection``), else its name."""
+    from tsn.tasks import get_task
+
+    try:
+        return get_task(task).description.split(",")[0] or task
+    except ConfigError:
+        return task
 
 
 def _class_legend(labels: np.ndarray, names: Sequence[str] | None, palette: np.ndarray, top: int = 8):
@@ -315,7 +317,7 @@ def render_panel(image: np.ndarray, prediction: dict[str, np.ndarray], class_nam
     axes[0].set_title(f"{title}\n{w}x{h}" if title else f"input {w}x{h}", fontsize=9)
     for ax, (t, p) in zip(axes[1:], prediction.items()):
         kind = task_kind(t)
-        caption = _CAPTIONS.get(t, t)
+        caption = _caption(t)
         if kind == "class_map":
             labels = p.argmax(0)
             ax.imshow(palette[labels])
@@ -326,13 +328,12 @@ def render_panel(image: np.ndarray, prediction: dict[str, np.ndarray], class_nam
             ax.imshow(p, cmap="gray", vmin=0, vmax=1)
             caption += " (0 black, 1 white)"
         elif kind == "vector_field":
-            ax.imshow(colorize("normals", p))
+            ax.imshow(colorize(t, p))
             caption += " ((n+1)/2 as RGB)"
         elif kind == "scalar_map":
             lo, hi = float(p.min()), float(p.max())
-            ax.imshow(colorize("depth", np.maximum(p, 1e-6), depth_max=max(hi, 1e-6)) if t == "depth"
-                      else np.repeat(((p - lo) / max(hi - lo, 1e-6) * 255).astype(np.uint8)[..., None], 3, -1))
-            caption += f" {lo:.2g}-{hi:.2g}" + (" m" if t == "depth" else "")
+            ax.imshow(colorize(t, np.maximum(p, 1e-6), vmax=max(hi, 1e-6)))
+            caption += f" {lo:.2g}-{hi:.2g}"
         else:
             a = p[0]
             ax.imshow(a, cmap="gray")

@@ -38,19 +38,21 @@ from torch import Tensor
 
 from tsn.data.transforms import FitPad
 from tsn.errors import ConfigError
-from tsn.tasks import is_label
 
 GEOMETRIES = ("pad", "release")
-
-_KIND_ALIASES = {"binary": "binary_map", "classes": "class_map", "normals": "vector_field", "regression": "scalar_map"}
 
 
 def task_kind(task: str) -> str:
     """One of class_map | binary_map | vector_field | scalar_map."""
     from tsn.tasks import get_task
 
-    kind = get_task(task).kind
-    return _KIND_ALIASES.get(kind, kind)
+    return get_task(task).kind
+
+
+def _labels(sample) -> list[str]:
+    from tsn.tasks import is_label
+
+    return [k for k in sample if is_label(k)]
 
 
 def check_geometry(name: str) -> str:
@@ -68,7 +70,7 @@ class PadEval(FitPad):
 
     def __call__(self, sample):
         h, w = sample["image"].shape[-2:]
-        originals = {k: v for k, v in sample.items() if is_label(k)}
+        originals = {k: sample[k] for k in _labels(sample)}
         out = super().__call__(sample)
         meta = {**out["meta"], "geometry": "pad", "size": (int(h), int(w))}
         if tuple(meta["valid"]) != (h, w):
@@ -100,7 +102,7 @@ class ReleaseResize:
         h, w = sample["image"].shape[-2:]
         out = dict(sample)
         out["image"] = _cubic_image(sample["image"], self.size)
-        for k in [k for k in sample if is_label(k)]:
+        for k in _labels(sample):
             x = sample[k]
             if task_kind(k) == "vector_field":
                 y = _cubic_image(x, self.size)
@@ -109,7 +111,7 @@ class ReleaseResize:
             else:
                 out[k] = _nearest(x, self.size)
         out["meta"] = {**sample.get("meta", {}), "geometry": "release", "size": (int(h), int(w)),
-                       "original": {k: v for k, v in sample.items() if is_label(k)}}
+                       "original": {k: sample[k] for k in _labels(sample)}}
         return out
 
     def __repr__(self) -> str:
