@@ -111,11 +111,23 @@ def checkpoint_epoch(ckpt: dict[str, Any]) -> str:
     return f"epoch {ckpt.get('epoch')}"
 
 
+def edge_protocol(cfg) -> str | None:
+    """The configured edge protocol (``eval.options.edge.protocol``, or ``eval.edge_protocol``), if any."""
+    given = (getattr(cfg.eval, "options", None) or {}).get("edge") or {}
+    try:  # the task's declared defaults, updated by the config
+        from tsn.tasks import get_task
+
+        given = get_task("edge").options("eval", given)
+    except (ImportError, AttributeError, ConfigError):
+        pass
+    return given.get("protocol") or getattr(cfg.eval, "edge_protocol", None)
+
+
 def protocol_name(geometry: str, cfg, tasks: list[str], overrides: list[str]) -> str:
     name = geometry
-    edge_protocol = getattr(cfg.eval, "edge_protocol", None)
-    if edge_protocol and "edge" in tasks:
-        name += f"-{edge_protocol}"
+    edge_protocol_ = edge_protocol(cfg)
+    if edge_protocol_ and "edge" in tasks:
+        name += f"-{edge_protocol_}"
     relevant = sorted(o for o in overrides if o.split("=", 1)[0].strip() not in NEUTRAL_KEYS)
     if relevant:
         name += "-set" + hashlib.sha1("\n".join(relevant).encode()).hexdigest()[:6]
@@ -181,7 +193,7 @@ def main(args: argparse.Namespace) -> dict:
     record = {
         "kind": "evaluation", "name": cfg.name, "model": cfg.model.name, "dataset": cfg.data.name,
         "split": args.split, "dataset_split": split, "tasks": tasks, "geometry": geometry,
-        "edge_protocol": getattr(cfg.eval, "edge_protocol", None) if "edge" in tasks else None,
+        "edge_protocol": edge_protocol(cfg) if "edge" in tasks else None,
         "protocol": protocol, "metric_options": _jsonable(metric_options(cfg)), "overrides": list(args.set),
         "checkpoint": ckpt_path, "checkpoint_sha1": sha, "epoch": ckpt.get("epoch"),
         "best_epoch": (ckpt.get("best") or {}).get("epoch"), "images": len(ds),

@@ -99,9 +99,9 @@ def evaluation_results(run_dir: Path, split: str, tasks: list[str], config: dict
     the run's configured one; None if there is none."""
     ev = config.get("eval") or {}
     protocol = ev.get("geometry") or "pad"
-    edge_protocol = ((ev.get("options") or {}).get("edge") or {}).get("protocol") or ev.get("edge_protocol")
-    if edge_protocol and "edge" in tasks:
-        protocol += f"-{edge_protocol}"
+    edge = ((ev.get("options") or {}).get("edge") or {}).get("protocol") or ev.get("edge_protocol")
+    if edge and "edge" in tasks:
+        protocol += f"-{edge}"
     found = sorted((run_dir / "evals").glob(f"{split}-all-{protocol}-best-*.json"), key=lambda p: p.stat().st_mtime)
     for path in reversed(found):
         try:

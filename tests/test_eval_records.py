@@ -159,3 +159,46 @@ def test_bad_export_folder_is_refused_before_any_work(tmp_path, trained):
     assert _eval(str(run), "--export", str(tmp_path / "exp")) == 2
     assert (tmp_path / "exp" / "semseg" / "x.png").read_bytes() == b"old"
     assert not (run / "evals").exists()
+
+
+# ---------------------------------------------------------------- export
+
+
+def test_export_writes_every_task_at_the_original_size_in_the_evaluators_formats(tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+
+    from eval.run import load_run
+    from tsn.engine.trainer import build_data
+
+    tasks = ["edge", "semseg", "normals", "sal", "depth"]
+    cfg = load_config(data=TINY, overrides=[f"data.tasks=[{', '.join(tasks)}]", "train.epochs=1"])
+    Trainer(cfg, tmp_path / "run", quiet=True).fit()
+    assert _eval(str(tmp_path / "run"), "--export", str(tmp_path / "exp")) == 0
+    assert "4 predictions exported" in capsys.readouterr().out
+    cfg, model, _ = load_run(tmp_path / "run", device="cpu")
+    _, _, loader = build_data(cfg, cfg.data.val_split, train=False)
+    batch = next(iter(loader))
+    with torch.no_grad():
+        out = model(batch["image"], tasks=tasks)
+    name = batch["meta"][0]["id"]
+    for t, mode in (("edge", "L"), ("sal", "L"), ("semseg", "L"), ("normals", "RGB")):
+        files = sorted((tmp_path / "exp" / t).iterdir())
+        assert len(files) == 4 and all(f.suffix == ".png" for f in files)
+        img = Image.open(tmp_path / "exp" / t / f"{name}.png")
+        assert img.mode == mode and img.size == (32, 32)
+    a = np.asarray(Image.open(tmp_path / "exp" / "edge" / f"{name}.png"))
+    want = torch.floor(255 * torch.sigmoid(out["edge"][0, 0])).to(torch.uint8).numpy()
+    assert np.array_equal(a, want)  # 255 * sigmoid, truncated, as the release writes them
+    seg = np.asarray(Image.open(tmp_path / "exp" / "semseg" / f"{name}.png"))
+    assert np.array_equal(seg, out["semseg"][0].argmax(0).numpy())
+    nrm = np.asarray(Image.open(tmp_path / "exp" / "normals" / f"{name}.png")).astype(np.float64)
+    unit = torch.nn.functional.normalize(out["normals"][0], dim=0).permute(1, 2, 0).numpy()
+    assert np.abs(nrm - np.floor((unit + 1) * 255 / 2)).max() <= 1
+    depth = np.load(tmp_path / "exp" / "depth" / f"{name}.npy")
+    assert depth.dtype == np.float32 and depth.shape == (32, 32)
+    assert np.allclose(depth, out["depth"][0, 0].numpy(), atol=1e-6)
+    # a second export into the same folder is refused, the first one kept
+    before = (tmp_path / "exp" / "edge" / f"{name}.png").read_bytes()
+    assert _eval(str(tmp_path / "run"), "--export", str(tmp_path / "exp")) == 2
+    assert (tmp_path / "exp" / "edge" / f"{name}.png").read_bytes() == before

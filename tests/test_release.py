@@ -253,6 +253,16 @@ def test_imported_run_is_evaluated_by_python_m_eval(tmp_path, capsys, monkeypatc
     assert res["geometry"] == "release" and 0 <= res["results"]["semseg"]["mIoU"] <= 100
     assert main([str(tmp_path / "run")]) == 0
     assert "imported from s.pth" in capsys.readouterr().out.splitlines()[0]
+    # exports at the original 40x50 size, in both geometries
+    from PIL import Image
+
+    for geometry in ("release", "pad"):
+        exp = tmp_path / f"exp_{geometry}"
+        assert main([str(tmp_path / "run"), "--geometry", geometry, "--export", str(exp)]) == 0
+        files = sorted((exp / "semseg").iterdir())
+        assert [f.name for f in files] == ["2008_000001.png", "2008_000002.png"]
+        assert all(Image.open(f).size == (50, 40) for f in files)
+    assert len(list((tmp_path / "run" / "evals").iterdir())) == 2  # release and pad records
 
 
 def _fake_pascal(root):
@@ -328,3 +338,51 @@ def test_release_config_is_the_papers_model():
     cfg = release_config("tsn")
     model = build_model(cfg.model, task_channels_for(list(cfg.data.tasks), cfg.data.name))
     assert parameter_report(model)["params"] / 1e6 == pytest.approx(18.26, abs=0.01)  # TSN_ARCHITECTURE.md
+
+
+def test_exported_edge_pngs_score_as_the_in_pipeline_evaluation(tmp_path, capsys):
+    """The release geometry's edge PNGs, read back as k/255 and scored by the
+    boundary benchmark directly, give the in-pipeline odsF / oisF / AP.
+    (``python -m eval edges`` was not on main yet; this scores the PNGs with
+    the same benchmark functions it will use.)"""
+    import numpy as np
+    from PIL import Image
+    from scipy import io as sio
+
+    from eval.__main__ import main
+    from tsn.config import load_config
+    from tsn.data import build_dataset
+    from tsn.engine.geometry import ReleaseResize
+    from tsn.metrics import boundary as B
+
+    root = _fake_pascal(tmp_path / "PASCAL_MT")
+    (root / "pascal-context" / "trainval").mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    for i in ("2008_000001", "2008_000002"):
+        lm = np.ones((40, 50), np.int32)
+        lm[rng.integers(5, 35):, :] = 2
+        lm[:, rng.integers(5, 45):] = 3
+        sio.savemat(root / "pascal-context" / "trainval" / f"{i}.mat", {"LabelMap": lm})
+    sd = release_state("single_task", "edge", seed=7)
+    sd["conv_last.0.bias"] = torch.tensor([-2.0])  # a sparse-ish map
+    assert main(["import-release", str(_save(tmp_path / "e.pth", sd)), "--kind", "single_task", "--task", "edge",
+                 "--out", str(tmp_path / "run"), "--set", f"data.root={root}", "--set", "data.size=64"]) == 0
+    capsys.readouterr()
+    assert main([str(tmp_path / "run"), "--export", str(tmp_path / "exp"), "--json"]) == 0
+    inline = json.loads(capsys.readouterr().out)["results"]["edge"]
+    cfg = load_config(tmp_path / "run" / "config.yaml")
+    ds = build_dataset("pascal", root=str(root), split="val", tasks=["edge"], size=64, transform=ReleaseResize((64, 64)))
+    th = B.default_thresholds(99)
+    per_image = []
+    for j in range(len(ds)):
+        s = ds[j]
+        gt = s["meta"]["original"]["edge"][0].numpy()
+        k = np.asarray(Image.open(tmp_path / "exp" / "edge" / f"{s['meta']['id']}.png"))
+        assert k.shape == gt.shape == (40, 50)
+        per_image.append(B.evaluate_image(k.astype(np.float64) / 255.0, gt == 1, th, 0.0075))
+    counts = np.sum(per_image, axis=0)
+    ois = np.sum([B.ois_counts(c) for c in per_image], axis=0)
+    ref = B.summarize(th, counts, ois)
+    assert cfg.eval.geometry == "release" and 0 < inline["odsF"] < 100 and counts[:, 3].min() < counts[:, 3].max()
+    for key in ("odsF", "oisF", "AP"):
+        assert inline[key] == pytest.approx(100.0 * ref[key], abs=1e-9), key

@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from tsn.data.transforms import FitPad, resize
+from tsn.data.transforms import FitPad
 from tsn.errors import ConfigError
 
 GEOMETRIES = ("pad", "release")
@@ -281,4 +281,4 @@ def export_value(task: str, pred: Tensor, meta: dict[str, Any]):
 
 
 __all__ = ["GEOMETRIES", "PadEval", "ReleaseResize", "check_geometry", "eval_transform", "export_value",
-           "needs_restore", "release_output", "restore", "resize", "stored_to_metric_input", "task_kind"]
+           "needs_restore", "release_output", "restore", "stored_to_metric_input", "task_kind"]
