@@ -40,6 +40,7 @@ from tsn.errors import CheckpointError, ConfigError, TSNError
 from tsn.grouping import AffinityAccumulator, tag_affinity_step
 from tsn.io import atomic_write_json, atomic_write_text
 from tsn.losses import MultiTaskLoss
+from tsn.losses_aux import DeepSupervisionLoss
 from tsn.metrics import MultiTaskMetrics, delta_m, higher_is_better
 from tsn.models import build_model
 from tsn.models.params import parameter_report
@@ -130,7 +131,7 @@ class Trainer:
         self.model = build_model(cfg.model, task_channels_for(self.tasks, cfg.data.name)).to(self.device)
         if cfg.train.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.criterion = MultiTaskLoss(self.tasks, edge_pos_weight=cfg.loss.edge_pos_weight)
+        self.criterion = DeepSupervisionLoss(MultiTaskLoss(self.tasks, edge_pos_weight=cfg.loss.edge_pos_weight))
         self.loss_weights = {t: w for t, w in cfg.loss.weights.items() if t in self.tasks}
         self.weighting = build_weighting(cfg.loss.weighting, self.tasks, self.loss_weights, **cfg.loss.weighting_options).to(self.device)
         self.optimizer = build_optimizer(cfg.optim, self.model, self.weighting.param_groups(cfg.optim.weighting_lr))
