@@ -166,3 +166,23 @@ def test_refuses_ddp(monkeypatch):
     model = Tiny()
     with pytest.raises(ConfigError, match="does not run under DDP"):
         build_weighting("pcgrad", TASKS).backward(model.losses(torch.randn(4, 4), torch.randn(4, 3)), model)
+
+
+def test_weighting_benchmark_runs_and_reports_ratios_against_fixed(tmp_path, capsys):
+    """Not a timing test: the benchmark's rows and ratios are consistent."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("bench_weighting", root / "benchmarks" / "bench_weighting.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "w.json"
+    assert bench.main(["--device", "cpu", "--size", "32", "--batch", "2", "--tasks", "2", "--rounds", "1",
+                       "--methods", "pcgrad", "--json", str(out)]) == 0
+    rows = {r["method"]: r for r in json.loads(out.read_text())["rows"]}
+    assert list(rows) == ["fixed", "pcgrad"] and rows["fixed"]["time_ratio"] == 1.0
+    assert rows["pcgrad"]["time_ratio"] == rows["pcgrad"]["step_ms"] / rows["fixed"]["step_ms"]
+    assert all(r["peak_mem_mb"] > 0 for r in rows.values())
+    assert "| pcgrad |" in capsys.readouterr().out
