@@ -22,7 +22,14 @@ METHODS = {  # registry name -> label in the paper's figure
     "task_bn": "task-specific BNs",
     "task_in": "task-specific INs",
     "tsn": "TSN",
+    # the field's comparison architectures (tsn/models/cross_stitch.py, mtan.py, padnet.py, mtinet.py)
+    "cross_stitch": "cross-stitch",
+    "nddr": "NDDR-CNN",
+    "mtan": "MTAN",
+    "padnet": "PAD-Net",
+    "mtinet": "MTI-Net",
 }
+PAPER_METHODS = ("single_task", "rcm", "multi_decoder", "task_bn", "task_in", "tsn")
 PASCAL = task_channels_for(list(dataset_info("pascal").tasks), "pascal")  # the five tasks, their channels
 
 
@@ -54,16 +61,18 @@ def plot(rows: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4.2), dpi=120)
-    markers = dict(zip(METHODS, "osD^vP"))
+    markers = dict(zip(METHODS, "osD^vPXh*<>"))
     for method, label in METHODS.items():
         pts = [(r["tasks"], r["params"] / 1e6) for r in rows if r["method"] == method]
-        ax.plot(*zip(*pts), marker=markers[method], label=label, linewidth=1.6, markersize=5)
+        if pts:  # the paper's methods solid, the comparison architectures dashed
+            ax.plot(*zip(*pts), marker=markers[method], label=label, linewidth=1.6, markersize=5,
+                    linestyle="-" if method in PAPER_METHODS else "--")
     ax.set_xlabel("number of tasks")
     ax.set_ylabel("parameters (M)")
     ax.set_title("Parameters against number of tasks (ResNet-18)")
     ax.set_xticks(sorted({r["tasks"] for r in rows}))
     ax.grid(alpha=0.3)
-    ax.legend(frameon=False)
+    ax.legend(frameon=False, fontsize=7, ncol=2)
     fig.tight_layout()
     tmp = path.with_suffix(".tmp.png")
     fig.savefig(tmp)

@@ -246,7 +246,8 @@ def test_bad_names_are_clear_errors():
     model = build_model(small("tsn"), TASKS)
     with pytest.raises(ConfigError, match="no task 'foo'"):
         model(torch.randn(1, 3, 32, 32), task="foo")
-    assert set(list_models()) == {"tsn", "task_in", "task_bn", "multi_decoder", "single_task", "rcm"}
+    assert set(list_models()) == {"tsn", "task_in", "task_bn", "multi_decoder", "single_task", "rcm",
+                                  "cross_stitch", "nddr", "mtan", "padnet", "mtinet"}
 
 
 def test_pretrained_weights_missing_is_a_clear_error(tmp_path, monkeypatch):

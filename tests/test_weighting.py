@@ -14,8 +14,9 @@ def L(v):
 
 
 def test_registry_and_errors():
-    assert WEIGHTINGS.names() == ["dwa", "fixed", "gradnorm", "uncertainty"]
-    with pytest.raises(ConfigError, match="valid: dwa, fixed"):
+    assert WEIGHTINGS.names() == ["cagrad", "dwa", "fixed", "gradnorm", "imtl_g", "mgda", "nash_mtl", "pcgrad",
+                                  "uncertainty", "upgrad"]  # six via torchjd (tsn/weighting/jd.py)
+    with pytest.raises(ConfigError, match="valid: cagrad, dwa, fixed"):
         build_weighting("nope", ["a"])
     with pytest.raises(ConfigError, match="not trained"):
         build_weighting("fixed", ["a"], {"b": 1.0})

@@ -56,8 +56,11 @@ def build_metrics(cfg: Config, tasks: list[str] | None = None, validation: bool 
 
 def build_criterion(cfg: Config, tasks: list[str] | None = None):
     from tsn.losses import MultiTaskLoss
+    from tsn.losses_aux import DeepSupervisionLoss
 
-    return MultiTaskLoss(list(tasks or cfg.data.tasks), cfg.loss.options)
+    # models with intermediate predictions (PAD-Net, MTI-Net) return them as "task@name"
+    # keys; the wrapper supervises them with the same per-task losses
+    return DeepSupervisionLoss(MultiTaskLoss(list(tasks or cfg.data.tasks), cfg.loss.options))
 
 
 def load_reference(path: str | Path | None) -> dict[str, dict[str, float]] | None:

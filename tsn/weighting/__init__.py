@@ -1,4 +1,5 @@
-"""Loss weighting methods for multi-task training: fixed, uncertainty, dwa, gradnorm.
+"""Loss weighting methods for multi-task training: fixed, uncertainty, dwa, gradnorm,
+and the gradient-balancing methods through torchjd (tsn/weighting/jd.py).
 
 ``build_weighting(name, tasks, weights, **opts)`` is the one entry point; the
 config's static per-task weights are passed as ``weights`` and every method
@@ -14,6 +15,7 @@ from tsn.weighting.base import WEIGHTINGS, Weighting, check_weighting_args
 from tsn.weighting.dwa import DWAWeighting
 from tsn.weighting.fixed import FixedWeighting
 from tsn.weighting.gradnorm import GradNormWeighting
+from tsn.weighting.jd import JD_METHODS  # noqa: F401  (registers upgrad, mgda, pcgrad, cagrad, nash_mtl, imtl_g)
 from tsn.weighting.uncertainty import UncertaintyWeighting
 
 
