@@ -70,7 +70,7 @@ BAD = [
     ("loss.weights.semseg=-1", "loss.weights.semseg must be >= 0, got -1"),
     ("loss.weights.semseg=inf", "loss.weights.semseg must be a finite number"),
     ("loss.weights.semseq=1", "unknown task 'semseq'"),
-    ("loss.edge_pos_weight=1.5", "loss.edge_pos_weight must be in [0, 1]"),
+    ("loss.edge_pos_weight=1.5", "loss.options.edge: balanced BCE pos_weight must be in [0, 1]"),
     ("loss.weighting=magic", "loss.weighting: unknown weighting 'magic'"),
     ("loss.weighting_options.foo=1", "loss.weighting_options.foo: not an option of weighting 'fixed'"),
     # optim
@@ -112,12 +112,12 @@ BAD = [
     ("train.amp=maybe", "train.amp: expected bool or null"),
     # eval
     ("eval.batch_size=0", "eval.batch_size must be >= 1"),
-    ("eval.edge_thresholds=0", "eval.edge_thresholds must be >= 1"),
-    ("eval.val_edge_thresholds=0", "eval.val_edge_thresholds must be >= 1"),
-    ("eval.edge_max_dist=0", "eval.edge_max_dist must be in (0, 1]"),
-    ("eval.edge_max_dist=2", "eval.edge_max_dist must be in (0, 1]"),
+    ("eval.edge_thresholds=0", "eval.options.edge: edge thresholds must be >= 1"),
+    ("eval.options.edge.val_thresholds=0", "eval.options.edge: edge thresholds must be >= 1"),
+    ("eval.edge_max_dist=0", "eval.options.edge: edge_max_dist must be in (0, 1]"),
+    ("eval.options.edge.max_dist=2", "eval.options.edge: edge_max_dist must be in (0, 1]"),
     ("eval.select_metric=mIoU", "eval.select_metric must look like task/metric"),
-    ("eval.sal_headline=c", "eval.sal_headline: 'c' is not valid"),
+    ("eval.sal_headline=c", "eval.options.sal: sal_headline must be 'a' or 'b'"),
     # the --set syntax itself
     ("train.epochs", "--set expects key=value"),
     ("train..epochs=3", "is not a dotted key"),

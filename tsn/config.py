@@ -433,6 +433,7 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
     data = _merge({}, migrate(Config, data))
     for item in overrides:
         keys, value = parse_override(item)
+        keys = TASK_OPTION_ALIASES.get(".".join(keys), ".".join(keys)).split(".")  # an old per-task key
         node = data
         for k in keys[:-1]:
             nxt = node.get(k)
@@ -485,10 +486,16 @@ def task_options(raw: dict) -> dict:
             if not isinstance(given, dict):
                 raise ConfigError(f"{section}.options.{task}: expected a mapping of option: value, got {given!r}")
             spec = get_task(str(task))
-            if section == "loss":  # building checks the values too, before any work
-                spec.build_loss(given)
-            else:
-                spec.metric_builder()(**spec.metric_kwargs(given))
+            try:  # building checks the values too, before any work (validation's options as well)
+                if section == "loss":
+                    spec.build_loss(given)
+                else:
+                    for validation in (False, True):
+                        spec.metric_builder()(**spec.metric_kwargs(given, None, validation))
+            except ConfigError as e:
+                msg = str(e)
+                raise ConfigError(msg if msg.startswith(f"unknown {section}.options") else
+                                  f"{section}.options.{task}: {msg}") from None
     return raw
 
 

@@ -69,8 +69,8 @@ class EdgeMetric(Metric):
         quantize: bool = False,
         workers: int = 0,
     ) -> None:
-        if not edge_max_dist > 0:
-            raise ConfigError(f"edge_max_dist must be > 0, got {edge_max_dist}")
+        if not 0 < edge_max_dist <= 1:
+            raise ConfigError(f"edge_max_dist must be in (0, 1] (a fraction of the image diagonal), got {edge_max_dist}")
         if edge_max_dist_px is not None and not edge_max_dist_px > 0:
             raise ConfigError(f"edge_max_dist_px must be > 0, got {edge_max_dist_px}")
         self.protocol = edge_protocols.get_protocol(protocol)
