@@ -1,8 +1,13 @@
 """python -m train CONFIG.yaml [--set key=value ...] [--out DIR] [--resume]
 
 Trains the configured model, validates it, and prints the final per-task
-table. Under ``torchrun --nproc_per_node N python -m train ...`` (or
-``torchrun ... -m train``) the same command trains with DistributedDataParallel.
+table. Ctrl-C (SIGINT) or SIGTERM writes ``checkpoints/last.pt`` at the next
+step boundary and exits with 130; ``--resume`` continues bit-identically. A
+resume may change only where data lives, workers, device, log/checkpoint
+cadence and evaluation-only settings (and ``train.epochs`` under schedule
+none/plateau); each change is logged, any other is refused in one line.
+Under ``torchrun --nproc_per_node N python -m train ...`` (or ``torchrun ...
+-m train``) the same command trains with DistributedDataParallel.
 """
 
 from __future__ import annotations
@@ -85,8 +90,16 @@ def main(argv: list[str] | None = None) -> int:
     except TSNError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted; resume with --resume", file=sys.stderr)
+    except KeyboardInterrupt as e:
+        # the trainer's Interrupted: last.pt was written at a step boundary. A bare KeyboardInterrupt
+        # (a second Ctrl-C, or one before training started) advises resuming only if there is a last.pt.
+        path = getattr(e, "path", None)
+        if path is None and args.out:
+            path = Path(args.out) / "checkpoints" / "last.pt"
+        if path is not None and Path(path).is_file():
+            print("interrupted; resume with --resume" + (f" --out {args.out}" if args.out else ""), file=sys.stderr)
+        else:
+            print("interrupted before the first checkpoint; nothing to resume, start the run again", file=sys.stderr)
         return 130
     finally:
         from tsn.engine.distributed import cleanup

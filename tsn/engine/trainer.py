@@ -88,7 +88,7 @@ RESUME_SAFE = (
 
 
 def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(d, dict) and d:
+    if isinstance(d, dict):  # an empty mapping has no leaves: {} -> {edge: 2} is the one change loss.weights.edge
         out: dict[str, Any] = {}
         for k, v in d.items():
             out.update(_flatten(v, f"{prefix}{k}."))
