@@ -99,14 +99,16 @@ def file_sha1(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def checkpoint_epoch(ckpt: dict[str, Any]) -> tuple[str, Any]:
-    """What to call the checkpoint's epoch: a best checkpoint reports the epoch
-    its model was selected at (``metrics.json``'s ``best_epoch``), any other the
-    epochs it had completed."""
+def checkpoint_epoch(ckpt: dict[str, Any]) -> str:
+    """Where the checkpoint stands: a best checkpoint reports the epoch its
+    model was selected at (``metrics.json``'s ``best_epoch``), any other the
+    epochs it had completed; an imported one where it came from."""
+    if ckpt.get("release"):
+        return f"imported from {Path(ckpt['release']['source']).name}"
     best = (ckpt.get("best") or {}).get("epoch")
     if Path(ckpt.get("path", "")).stem == "best" and best is not None:
-        return "best epoch", best
-    return "epoch", ckpt.get("epoch")
+        return f"best epoch {best}"
+    return f"epoch {ckpt.get('epoch')}"
 
 
 def protocol_name(geometry: str, cfg, tasks: list[str], overrides: list[str]) -> str:
@@ -176,7 +178,6 @@ def main(args: argparse.Namespace) -> dict:
                    on_batch=saver, on_image=exporter, progress=not args.json and sys.stderr.isatty())
     ref = load_reference(cfg.eval.single_task)
     dm = delta_m(res.metrics, ref) if ref and all(t in ref for t in tasks) else None
-    epoch_label, epoch = checkpoint_epoch(ckpt)
     record = {
         "kind": "evaluation", "name": cfg.name, "model": cfg.model.name, "dataset": cfg.data.name,
         "split": args.split, "dataset_split": split, "tasks": tasks, "geometry": geometry,
@@ -192,7 +193,7 @@ def main(args: argparse.Namespace) -> dict:
                           "results": res.metrics, "delta_m": dm, "record": None if failure else str(out_json)}))
     else:
         print(f"{cfg.name}: {cfg.model.name} on {cfg.data.name}/{split} ({geometry} geometry), "
-              f"checkpoint {ckpt_path} ({epoch_label} {epoch})")
+              f"checkpoint {ckpt_path} ({checkpoint_epoch(ckpt)})")
         print(results_table(res.metrics))
         if dm is not None:
             print(f"delta_m vs single-task: {dm:+.2f}%")

@@ -50,6 +50,7 @@ def load_run_checkpoint(path: str | Path, device: str | torch.device = "cpu", ov
     """``(config, model, checkpoint)``: :func:`load_run` plus the checkpoint dict
     (its ``path``, ``epoch``, ...), for commands that report where weights came from."""
     from tsn.config import load_config
+    from tsn.data.base import parse_size
     from tsn.engine.checkpoint import load_checkpoint, load_model_state
     from tsn.models import build_model
     from tsn.models.registry import task_channels_for
@@ -76,6 +77,10 @@ def load_run_checkpoint(path: str | Path, device: str | torch.device = "cpu", ov
     tasks = ckpt.get("tasks") or task_channels_for(list(cfg.data.tasks), cfg.data.name)
     model = build_model(cfg.model, dict(tasks))
     load_model_state(model, ckpt)
+    # what tsn.predict needs to feed it as it was evaluated (plain attributes, not weights)
+    model.input_size = parse_size(cfg.data.size)
+    geometry = getattr(cfg.eval, "geometry", None) or cfg.data.options.get("eval_resize", "pad")
+    model.input_geometry = "resize" if geometry == "release" else geometry
     dev = resolve_device(device)
     if dev.type == "cpu":
         from tsn.runtime import tune_cpu_allocator

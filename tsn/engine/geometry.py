@@ -36,20 +36,23 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from tsn.data.transforms import LABEL_KEYS, FitPad, resize
+from tsn.data.transforms import FitPad, resize
 from tsn.errors import ConfigError
 
 GEOMETRIES = ("pad", "release")
-
-_KIND_ALIASES = {"binary": "binary_map", "classes": "class_map", "normals": "vector_field", "regression": "scalar_map"}
 
 
 def task_kind(task: str) -> str:
     """One of class_map | binary_map | vector_field | scalar_map."""
     from tsn.tasks import get_task
 
-    kind = get_task(task).kind
-    return _KIND_ALIASES.get(kind, kind)
+    return get_task(task).kind
+
+
+def _labels(sample) -> list[str]:
+    from tsn.tasks import is_label
+
+    return [k for k in sample if is_label(k)]
 
 
 def check_geometry(name: str) -> str:
@@ -67,7 +70,7 @@ class PadEval(FitPad):
 
     def __call__(self, sample):
         h, w = sample["image"].shape[-2:]
-        originals = {k: sample[k] for k in LABEL_KEYS if k in sample}
+        originals = {k: sample[k] for k in _labels(sample)}
         out = super().__call__(sample)
         meta = {**out["meta"], "geometry": "pad", "size": (int(h), int(w))}
         if tuple(meta["valid"]) != (h, w):
@@ -99,18 +102,16 @@ class ReleaseResize:
         h, w = sample["image"].shape[-2:]
         out = dict(sample)
         out["image"] = _cubic_image(sample["image"], self.size)
-        for k in LABEL_KEYS:
-            if k not in sample:
-                continue
+        for k in _labels(sample):
             x = sample[k]
-            if k == "normals":
+            if task_kind(k) == "vector_field":
                 y = _cubic_image(x, self.size)
                 n = y.norm(dim=0, keepdim=True)
                 out[k] = torch.where(n > 0, y / n.clamp_min(1e-12), torch.zeros_like(y))
             else:
                 out[k] = _nearest(x, self.size)
         out["meta"] = {**sample.get("meta", {}), "geometry": "release", "size": (int(h), int(w)),
-                       "original": {k: sample[k] for k in LABEL_KEYS if k in sample}}
+                       "original": {k: sample[k] for k in _labels(sample)}}
         return out
 
     def __repr__(self) -> str:
