@@ -256,3 +256,11 @@ def test_configs_default_to_seism_and_validation_stays_fast():
     # the old flat key is an alias
     cfg = load_config(data={"eval": {"edge_protocol": "bsds"}})
     assert cfg.eval.options["edge"]["protocol"] == "bsds"
+
+
+def test_release_geometry_values_reach_seism_as_the_stored_png():
+    from tsn.engine.geometry import quant_logits
+
+    k = np.arange(256)
+    p = torch.sigmoid(quant_logits()[torch.from_numpy(k)].float()).numpy()
+    assert np.array_equal(EP.to_uint8(p), k.astype(np.uint8))  # what the metric's seism path computes
