@@ -5,8 +5,8 @@
   python -m eval scaling --max-tasks 9 --out DIR
   python -m eval tables RUNS_DIR --out DIR
   python -m eval figures RUNS_DIR --out DIR
-  python -m eval import-release CHECKPOINT --kind tsn|single_task [--task T] --out RUN_DIR
   python -m eval edges PRED_DIR --gt GT_DIR --protocol seism|bsds [--json]
+  python -m eval import-release CHECKPOINT --kind tsn|single_task [--task T] --out RUN_DIR
 """
 
 from __future__ import annotations

@@ -126,3 +126,24 @@ def test_shifted_pascal_like_map_finishes():
     assert out.returncode == 0, out.stderr
     n, n_gt, n_pred = map(int, out.stdout.split())
     assert n_gt > 10000 and 0.95 * n_pred < n <= min(n_gt, n_pred)
+
+
+def test_compiled_thinning_equals_the_reference():
+    if not B.HAVE_NUMBA:
+        pytest.skip("numba not installed: the engine uses the numpy thinning")
+    from scipy import ndimage
+
+    rng = np.random.default_rng(3)
+    for _ in range(15):
+        x = ndimage.gaussian_filter(rng.random((40, 50)), rng.uniform(0.5, 3)) > rng.uniform(0.4, 0.6)
+        h, w = x.shape
+        W = w + 2
+        img = np.zeros((h + 2) * W, np.uint8)
+        ys, xs = np.nonzero(x)
+        cand = ((ys + 1) * W + xs + 1).astype(np.int64)
+        img[cand] = 1
+        offs = np.array([dy * W + dx for dy, dx in B._NB], np.int64)
+        kept = B._thin_kernel(img, offs, B._LUT1, B._LUT2, cand)
+        got = np.zeros_like(x)
+        got[kept // W - 1, kept % W - 1] = True
+        assert np.array_equal(got, B.thin(x))

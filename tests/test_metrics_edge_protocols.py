@@ -234,3 +234,33 @@ def test_protocols_do_not_merge():
     a, b = build_metric("edge", protocol="seism"), build_metric("edge", protocol="bsds", thresholds="hed")
     with pytest.raises(ValueError):
         a.merge(b)
+
+
+def test_configs_default_to_seism_and_validation_stays_fast():
+    from pathlib import Path
+
+    from tsn.config import load_config
+    from tsn.data import dataset_info
+    from tsn.tasks import get_task
+
+    root = Path(__file__).resolve().parents[1]
+    for name, md in (("pascal", 0.0075), ("nyud", 0.011)):
+        cfg = load_config(str(root / "configs" / name / "base.yaml"))
+        assert cfg.eval.edge_protocol == "seism"
+        opts = cfg.eval.options.get("edge")
+        final = get_task("edge").metric_kwargs(opts, dataset_info(name))
+        val = get_task("edge").metric_kwargs(opts, dataset_info(name), validation=True)
+        assert final["protocol"] == "seism" and final["edge_max_dist"] == md
+        assert val["protocol"] == "fast" and val["thresholds"] == 9
+        assert len(build_metric("edge", **final).thresholds) == 101
+    # the old flat key is an alias
+    cfg = load_config(data={"eval": {"edge_protocol": "bsds"}})
+    assert cfg.eval.options["edge"]["protocol"] == "bsds"
+
+
+def test_release_geometry_values_reach_seism_as_the_stored_png():
+    from tsn.engine.geometry import quant_logits
+
+    k = np.arange(256)
+    p = torch.sigmoid(quant_logits()[torch.from_numpy(k)].float()).numpy()
+    assert np.array_equal(EP.to_uint8(p), k.astype(np.uint8))  # what the metric's seism path computes

@@ -1,4 +1,4 @@
-"""BSDS-style boundary evaluation in numpy / scipy (no MATLAB, no extension).
+"""BSDS-style boundary evaluation in numpy / scipy, hot loops compiled with numba (no MATLAB).
 
 Re-implements the pieces of the BSDS500 benchmark (``evaluation_bdry_image``,
 ``correspondPixels``, ``collect_eval_bdry``) that the dense multi-task
@@ -24,8 +24,10 @@ community runs through MATLAB (SEISM):
   :func:`match_pixels` returns the pairs of a minimum-cost maximum matching
   (``linear_sum_assignment`` per connected component of the candidate
   graph); tests check both give the same counts.
-* :func:`evaluate_image` - per threshold: binarise (``p >= t``), thin, match;
-  thresholds whose binarised map equals the previous one reuse its counts.
+* :func:`threshold_counts` - per threshold: binarise, thin, match against
+  one or several annotators (the engine of every protocol,
+  :mod:`tsn.metrics.edge_protocols`); :func:`evaluate_image` - the fast
+  preset's per-image entry (``p >= t``).
 * :func:`summarize` - ODS (F of split-wide counts, maximised over thresholds
   with BSDS's linear interpolation between neighbouring thresholds), OIS
   (each image at its own best threshold, counts summed) and AP (BSDS: P
