@@ -139,3 +139,21 @@ def test_cli_bad_input_is_one_line_and_writes_nothing(run_dir, tmp_path, capsys,
     assert rc == 2 and len(lines) == 1 and expect in lines[0], msg
     assert (out.read_bytes() == b"mine") if case == "exists" else not out.exists()
     assert list((tmp_path / "empty").iterdir()) == []
+
+
+def test_inference_benchmark_rows_agree(tmp_path):
+    """Not a timing test: the three runtimes compute the same outputs and every row is filled."""
+    import importlib.util
+    import json
+
+    spec = importlib.util.spec_from_file_location("bench_inference", Path(__file__).resolve().parents[1] / "benchmarks" / "bench_inference.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "b.json"
+    assert bench.main(["--size", "32", "--batches", "1,2", "--repeats", "1", "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    names = {r["runtime"] for r in data["rows"]}
+    assert {"eager", "torchscript"} <= names
+    assert len(data["rows"]) == 2 * len(names) and len(data["meta"]["tasks"]) == 6
+    for r in data["rows"]:
+        assert r["images_per_s"] > 0 and r["max_abs_diff_vs_eager"] < 1e-4
