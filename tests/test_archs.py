@@ -344,3 +344,13 @@ def test_ddp_two_processes(tmp_path):
     for k in a:
         assert torch.allclose(a[k], b[k], atol=1e-5, rtol=1e-4), k
     assert run(_data("padnet", epochs=1), "pad", 2)["processes"] == 2
+
+
+@pytest.mark.parametrize("name", ARCHS)
+def test_gradnorm_layer_is_shared_by_every_task(name):
+    model = build_model(small(name), TASKS).train()
+    out = model(torch.randn(2, 3, 64, 64))
+    params = model.gradnorm_parameters()
+    for t in TASKS:
+        grads = torch.autograd.grad(out[t].pow(2).mean(), params, retain_graph=True, allow_unused=True)
+        assert all(g is not None and g.abs().sum() > 0 for g in grads), (name, t)
