@@ -288,3 +288,69 @@ def test_trains_one_step_through_the_trainer(tmp_path, name):
     still = [n for n, p in trainer.model.named_parameters() if torch.equal(p.detach(), before[n]) and ".se." not in n]
     assert not still, still[:5]  # every parameter took the step, aux heads included (".se.": see above)
     assert (tmp_path / "checkpoints" / "best.pt").is_file()
+
+
+def _data(name: str, **train) -> dict:
+    return {
+        "data": {"name": "synthetic", "tasks": ["edge", "semseg"], "size": 64, "augment": False,
+                 "options": {"length": {"train": 8, "val": 2, "test": 2}}},
+        "model": {**SMALL, "name": name},
+        "optim": {"lr": 1e-3, "schedule": "none"},
+        "train": {"epochs": 2, "batch_size": 4, "images_every_val": 0, "sampling": "all", **train},
+        "eval": {"batch_size": 2, "edge_thresholds": 3, "val_edge_thresholds": 3},
+    }
+
+
+def test_resumed_run_equals_uninterrupted_with_deep_supervision(tmp_path):
+    from tsn.engine.trainer import Trainer
+
+    Trainer(load_config(data=_data("mtinet")), tmp_path / "a", quiet=True).fit()
+    Trainer(load_config(data=_data("mtinet", epochs=1)), tmp_path / "b", quiet=True).fit()
+    Trainer(load_config(data=_data("mtinet")), tmp_path / "b", resume=True, quiet=True).fit()
+    a, b = (torch.load(tmp_path / d / "checkpoints" / "last.pt", weights_only=False)["model"] for d in "ab")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.slow
+def test_ddp_two_processes(tmp_path):
+    """cross-stitch (no batch statistics outside the frozen encoders) equals one process;
+    PAD-Net (aux outputs, BN in its branches) runs under DDP."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    env = {**os.environ, "TSN_QUIET": "1", "OMP_NUM_THREADS": "1"}
+
+    def run(cfg: dict, out: str, procs: int) -> dict:
+        path = tmp_path / f"{out}.yaml"
+        path.write_text(yaml.safe_dump(cfg))
+        pre = [sys.executable] + (["-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29547"]
+                                  if procs == 2 else [])
+        extra = ["--set", "train.batch_size=2"] if procs == 2 else []
+        r = subprocess.run([*pre, "-m", "train", str(path), "--out", str(tmp_path / out), *extra], cwd=ROOT, env=env,
+                           capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stderr[-2000:]
+        return json.loads((tmp_path / out / "metrics.json").read_text())
+
+    cfg = _data("cross_stitch", epochs=1)
+    cfg["model"]["encoder_norm"] = "frozen_bn"
+    cfg["optim"] = {"name": "sgd", "lr": 0.05, "momentum": 0.9, "schedule": "none"}
+    one, two = run(cfg, "one", 1), run(cfg, "two", 2)
+    assert two["processes"] == 2 and one["steps"] == two["steps"] == 2
+    a, b = (torch.load(tmp_path / d / "checkpoints" / "last.pt", weights_only=False)["model"] for d in ("one", "two"))
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-5, rtol=1e-4), k
+    assert run(_data("padnet", epochs=1), "pad", 2)["processes"] == 2
+
+
+@pytest.mark.parametrize("name", ARCHS)
+def test_gradnorm_layer_is_shared_by_every_task(name):
+    model = build_model(small(name), TASKS).train()
+    out = model(torch.randn(2, 3, 64, 64))
+    params = model.gradnorm_parameters()
+    for t in TASKS:
+        grads = torch.autograd.grad(out[t].pow(2).mean(), params, retain_graph=True, allow_unused=True)
+        assert all(g is not None and g.abs().sum() > 0 for g in grads), (name, t)

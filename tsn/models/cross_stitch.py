@@ -6,12 +6,13 @@ encoder columns exchange features after every stage.
   channel and task pair (channel-wise as in Multi-Task-Learning-PyTorch,
   ``models/cross_stitch.py``; the paper's units are scalars per pair),
   initialised to ``alpha`` on the diagonal and ``beta`` elsewhere (0.9 / 0.1,
-  the paper's and the reference's values).
+  the reference's configs).
 - NDDR-CNN (Gao, Ma, Zhao, Liu & Yuille, CVPR 2019): after stage k, column i
   continues with ReLU(BN(W^k_i [x^k_1, ..., x^k_T])), a 1x1 convolution
   over the concatenated columns, initialised to ``alpha`` times the identity
   on its own block and ``beta`` times the identity on the others (the
-  paper's "diagonal" initialisation), BN momentum 0.05 (the NDDR code's).
+  reference's diagonal initialisation, 0.9 / 0.1), BN momentum 0.05 (the
+  reference's, taken there from the NDDR-CNN code).
 
 Both follow Multi-Task-Learning-PyTorch's structure, with these changes:
 the exchange sits after all five stages of the project's ResNet (stem,
