@@ -47,6 +47,7 @@ class ModelConfig:
     up_widths: list[int] = field(default_factory=lambda: [512, 256, 256, 128, 64])
     head: str = "mean"  # mean (the release's) | slice
     head_width: int | None = None  # mean head: shared output width (None: widest task)
+    norm_init_std: float = 0.0  # task_in/task_bn: per-task affine init 1+std*N, std*N (0: the paper's 1, 0)
     act: str | None = None  # None: leaky_relu for shared decoders, relu for per-task ones
     code: CodeConfig = field(default_factory=CodeConfig)
     embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)
@@ -92,6 +93,7 @@ class OptimConfig:
     min_lr: float = 0.0
     clip_grad: float | None = None
     weighting_lr: float = 1e-3
+    norm_lr: float | None = None  # task_in/task_bn: lr of the per-task norm affines (None: lr)
 
 
 @dataclass
