@@ -2,6 +2,7 @@
 
   python -m eval RUN_DIR_or_CHECKPOINT [--split val|test] [--json] ...
   python -m eval params CONFIG.yaml [--json]
+  python -m eval trivial CONFIG.yaml [--split val] [--json]
   python -m eval scaling --max-tasks 9 --out DIR
   python -m eval tables RUNS_DIR --out DIR
   python -m eval figures RUNS_DIR --out DIR
@@ -17,7 +18,7 @@ import sys
 
 from tsn.errors import TSNError
 
-SUBCOMMANDS = ["params", "scaling", "tables", "figures", "grouping", "edges", "import-release", "predict",
+SUBCOMMANDS = ["params", "trivial", "scaling", "tables", "figures", "grouping", "edges", "import-release", "predict",
                "export", "run"]
 
 

@@ -94,6 +94,7 @@ class ModelConfig:
     up_widths: list[int] = option(factory=lambda: [512, 256, 256, 128, 64], **POSITIVE)
     head: str = "mean"  # mean (the release's) | slice
     head_width: int | None = option(None, **POSITIVE)  # mean head: shared output width (None: widest task)
+    norm_init_std: float = option(0.0, ge=0)  # task_in/task_bn: per-task affine init 1+std*N, std*N (0: the paper's 1, 0)
     act: str | None = None  # None: leaky_relu for shared decoders, relu for per-task ones
     # per model name, that builder's keyword options (checked against its signature when it builds)
     options: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -139,6 +140,7 @@ class OptimConfig:
     min_lr: float = option(0.0, ge=0)
     clip_grad: float | None = option(None, gt=0)
     weighting_lr: float = option(1e-3, gt=0)
+    norm_lr: float | None = option(None, gt=0)  # task_in/task_bn: lr of the per-task norm affines (None: lr)
 
 
 DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")

@@ -16,13 +16,23 @@ from tsn.errors import ConfigError
 
 
 def build_optimizer(cfg: OptimConfig, model: nn.Module, extra_groups: list[dict] | None = None) -> torch.optim.Optimizer:
-    enc, rest = [], []
+    from tsn.nn.norms import TaskBN, TaskIN
+
+    # optim.norm_lr: the per-task affines of task_in / task_bn get their own rate
+    norm_ids = set()
+    if cfg.norm_lr is not None:
+        norm_ids = {id(p) for m in model.modules() if isinstance(m, (TaskIN, TaskBN)) for p in m.parameters()}
+    enc, rest, norms = [], [], []
     for name, p in model.named_parameters():
         if p.requires_grad:
-            (enc if name.startswith(("encoder.", "encoders.")) else rest).append(p)
+            if id(p) in norm_ids:
+                norms.append(p)
+            else:
+                (enc if name.startswith(("encoder.", "encoders.")) else rest).append(p)
     groups = [g for g in (
         {"params": enc, "lr": cfg.encoder_lr if cfg.encoder_lr is not None else cfg.lr, "name": "encoder"},
         {"params": rest, "lr": cfg.lr, "name": "decoder"},
+        {"params": norms, "lr": cfg.norm_lr, "name": "task_norm"},
     ) if g["params"]]
     for g in extra_groups or []:
         groups.append({**g, "name": "weighting"})

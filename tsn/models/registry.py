@@ -78,7 +78,8 @@ def _task_norm(norm: str) -> Builder:
     def build(cfg: ModelConfig, task_channels: dict[str, int]) -> TaskNormNet:
         enc = _encoder(cfg)
         heads = TaskHeads(cfg.head, task_channels, cfg.head_width)
-        return TaskNormNet(task_channels, enc, _decoder(cfg, enc.channels, heads, norm, len(task_channels), "leaky_relu"), heads)
+        dec = _decoder(cfg, enc.channels, heads, norm, len(task_channels), "leaky_relu", init_std=cfg.norm_init_std)
+        return TaskNormNet(task_channels, enc, dec, heads)
 
     return build
 

@@ -38,14 +38,26 @@ class AdaIN(nn.Module):
         return instance_norm_affine(x, gamma, beta)
 
 
+@torch.no_grad()
+def _spread(weight: Tensor, bias: Tensor, std: float) -> None:
+    if std > 0:
+        weight.add_(torch.randn_like(weight) * std)
+        bias.add_(torch.randn_like(bias) * std)
+
+
 @NORMS.register("task_in")
 class TaskIN(nn.Module):
-    """Instance norm with one (gamma, beta) pair per task."""
+    """Instance norm with one (gamma, beta) pair per task.
 
-    def __init__(self, channels: int, n_tasks: int, **_: object) -> None:
+    ``init_std`` > 0 starts each task from its own affine (1 + std*N, std*N),
+    so that tasks differ from step 0 as TSN's latents do; 0 is the paper's
+    (every task starts at gamma = 1, beta = 0, i.e. identical)."""
+
+    def __init__(self, channels: int, n_tasks: int, init_std: float = 0.0, **_: object) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.ones(n_tasks, channels))
         self.bias = nn.Parameter(torch.zeros(n_tasks, channels))
+        _spread(self.weight, self.bias, init_std)
 
     def forward(self, x: Tensor, cond: Condition) -> Tensor:
         return instance_norm_affine(x, self.weight[cond.task_ids], self.bias[cond.task_ids])
@@ -56,9 +68,11 @@ class TaskBN(nn.Module):
     """One BatchNorm2d (statistics and affine) per task; each block of rows
     of a stacked batch goes through its own task's BN."""
 
-    def __init__(self, channels: int, n_tasks: int, **_: object) -> None:
+    def __init__(self, channels: int, n_tasks: int, init_std: float = 0.0, **_: object) -> None:
         super().__init__()
         self.bns = nn.ModuleList(nn.BatchNorm2d(channels) for _ in range(n_tasks))
+        for bn in self.bns:
+            _spread(bn.weight, bn.bias, init_std)
 
     def forward(self, x: Tensor, cond: Condition) -> Tensor:
         if len(cond.blocks) == 1:
