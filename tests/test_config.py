@@ -150,19 +150,25 @@ def test_config_module_imports_no_registry():
 # ---------------------------------------------------------------- shipped configs
 
 
-SHIPPED = sorted(p for p in (ROOT / "configs").rglob("*.yaml") if "sweeps" not in p.parts and "_base_" not in p.parts)
+SHIPPED = sorted(p for p in (ROOT / "configs").rglob("*.yaml") if "sweeps" not in p.parts)
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=[str(p.relative_to(ROOT / "configs")) for p in SHIPPED])
 def test_every_shipped_config_loads_and_checks(path):
+    """Every config file, the shared model files under _base_ included, loads and checks alone."""
     cfg = check_config(load_config(path))
     assert cfg.name == path.stem
 
 
-def test_shared_model_files_set_the_model_name():
+def test_per_dataset_model_files_compose_the_shared_ones():
+    """A model is defined once (configs/_base_/models/); a dataset's model file composes it with the recipe."""
     for dataset in ("synthetic", "pascal", "nyud"):
         for model in ("tsn", "task_in", "task_bn", "multi_decoder", "single_task"):
-            assert load_config(ROOT / "configs" / dataset / f"{model}.yaml").model.name == model
+            path = ROOT / "configs" / dataset / f"{model}.yaml"
+            assert yaml.safe_load(path.read_text())["base"] == [f"../_base_/models/{model}.yaml", "base.yaml"]
+            cfg = load_config(path)
+            assert cfg.model.name == model and cfg.data.name == dataset
+            assert ("tsn" in cfg.model.options) == (model == "tsn")  # TSN's options sit on TSN alone
 
 
 @pytest.mark.parametrize("suite", sorted((ROOT / "configs" / "sweeps").glob("*.yaml")), ids=lambda p: p.name)

@@ -44,7 +44,7 @@ def root(tmp_path_factory):
 def test_info():
     info = dataset_info("nyud")
     assert info.num_classes["semseg"] == 40 and len(info.class_names["semseg"]) == 40
-    assert info.edge_max_dist == 0.011 and info.edge_pos_weight == 0.8
+    assert info.edge_max_dist == 0.011
     assert info.tasks == ("edge", "semseg", "normals", "depth")
 
 

@@ -203,8 +203,9 @@ def _reference_command(suite: Suite, dataset: str, out: Path, ref_name: str, see
 
 
 def _task_overrides(cfile: Path, run: RunSpec, suite_set: list[str]) -> list[str]:
-    """``tasks:`` sets data.tasks and keeps only those tasks' loss weights (a
-    weight for an absent task is a config error)."""
+    """``tasks:`` sets data.tasks and replaces loss.weights by those tasks' weights
+    (``_replace_``: a mapping in ``--set`` merges otherwise), so that the saved
+    config lists only what the run trains."""
     if run.tasks is None:
         return []
     from tsn.config import apply_overrides, load_yaml_with_bases
@@ -212,7 +213,7 @@ def _task_overrides(cfile: Path, run: RunSpec, suite_set: list[str]) -> list[str
     raw = apply_overrides(load_yaml_with_bases(cfile), list(suite_set) + list(run.set))
     weights = {t: w for t, w in ((raw.get("loss") or {}).get("weights") or {}).items() if t in run.tasks}
     flow = lambda v: yaml.safe_dump(v, default_flow_style=True).strip()  # noqa: E731
-    return [f"data.tasks={flow(run.tasks)}", f"loss.weights={flow(weights)}"]
+    return [f"data.tasks={flow(run.tasks)}", f"loss.weights={flow({'_replace_': True, **weights})}"]
 
 
 def _check_resumable(job: Job, cfg) -> None:

@@ -1,8 +1,9 @@
 """Per-task training losses, as in the TSN release (which follows ASTMT /
-Multi-Task-Learning-PyTorch), and the paper's loss weights.
+Multi-Task-Learning-PyTorch).
 
-Every loss here is *unweighted*: the per-task weights (``PAPER_WEIGHTS`` or a
-learned weighting) are applied by :mod:`tsn.weighting`.
+Every loss here is *unweighted*: the per-task weights (``loss.weights`` in the
+config; the paper's are in ``configs/*/base.yaml``) or a learned weighting
+are applied by :mod:`tsn.weighting`.
 
 Invalid labels never count: 255 for class labels (and for binary maps), a
 zero vector for normals, 0 (or a non-finite value) for depth. Each loss is a
@@ -25,12 +26,6 @@ from tsn.registry import Registry
 from tsn.tasks import IGNORE_INDEX, check_tasks, get_task
 
 LOSSES: Registry[Callable[..., Callable[[Tensor, Tensor], Tensor]]] = Registry("loss")
-
-#: Loss weights of the paper / release (ASTMT's values).
-PAPER_WEIGHTS: dict[str, dict[str, float]] = {
-    "pascal": {"edge": 50.0, "semseg": 1.0, "parts": 2.0, "sal": 5.0, "normals": 10.0},
-    "nyud": {"edge": 50.0, "semseg": 1.0, "normals": 10.0, "depth": 1.0},
-}
 
 
 def _check_shapes(pred: Tensor, target: Tensor, task: str) -> None:

@@ -40,7 +40,6 @@ class DatasetInfo:
     num_classes: dict[str, int]  # semseg / parts output channels
     class_names: dict[str, tuple[str, ...]]
     edge_max_dist: float  # BSDS matching tolerance as a fraction of the image diagonal
-    edge_pos_weight: float  # positive weight of the balanced edge BCE
     default_size: tuple[int, int] | None
     description: str = ""
     url: str = ""

@@ -78,7 +78,6 @@ class NYUD(MultiTaskDataset):
         num_classes={"semseg": 40},
         class_names={"semseg": NYU40_CLASSES},
         edge_max_dist=0.011,
-        edge_pos_weight=0.8,
         default_size=(480, 640),
         description="NYUD-v2 multi-task (795 train / 654 val images, 425x560)",
         url=URL,

@@ -135,7 +135,6 @@ class PascalContext(MultiTaskDataset):
         num_classes={"semseg": 21, "parts": 7},
         class_names={"semseg": VOC_CLASSES, "parts": PART_NAMES},
         edge_max_dist=0.0075,
-        edge_pos_weight=0.95,
         default_size=(512, 512),
         description="PASCAL-Context multi-task (4998 train / 5105 val images)",
         url=URL,

@@ -71,7 +71,6 @@ class SyntheticScenes(MultiTaskDataset):
         num_classes={"semseg": len(CLASS_NAMES), "parts": len(PART_NAMES)},
         class_names={"semseg": CLASS_NAMES, "parts": PART_NAMES},
         edge_max_dist=0.011,  # about 2 px at 128x128: the labels are exact, the network's output is not
-        edge_pos_weight=0.95,
         default_size=(128, 128),
         description="procedural ray-cast rooms with 3-8 objects of 7 shape classes; exact labels for all six tasks",
         notes={

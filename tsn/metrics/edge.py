@@ -25,10 +25,6 @@ from tsn.errors import ConfigError
 from tsn.metrics import boundary, edge_protocols
 from tsn.metrics.base import METRICS, Metric, as_map, check_same_size
 
-#: max_dist (fraction of the image diagonal) used by the community per dataset.
-EDGE_MAX_DIST = {"pascal": 0.0075, "nyud": 0.011}
-
-
 def _eval_one(args):
     kind, a = args
     if kind == "fast":
