@@ -106,6 +106,12 @@ def resume_changes(saved: dict, cfg: Config, completed_epochs: int) -> list[str]
     plateau), to no fewer than the epochs already trained; cosine and poly
     would jump to another point of the curve.
     """
+    try:  # the saved config read as today's parser reads it (defaults of keys added since, migrations)
+        from tsn.config import load_config
+
+        saved = to_dict(load_config(data=saved))
+    except TSNError:
+        pass
     old, new = _flatten(saved), _flatten(to_dict(cfg))
     changed = [k for k in list(new) + [k for k in old if k not in new] if old.get(k) != new.get(k)]
     lines, refused = [], []
