@@ -70,7 +70,9 @@ BAD = [
     ("loss.weights.semseg=-1", "loss.weights.semseg must be >= 0, got -1"),
     ("loss.weights.semseg=inf", "loss.weights.semseg must be a finite number"),
     ("loss.weights.semseq=1", "unknown task 'semseq'"),
-    ("loss.edge_pos_weight=1.5", "loss.edge_pos_weight must be in [0, 1]"),
+    ("loss.options.edge.pos_weight=1.5", "pos_weight must be in [0, 1], got 1.5"),  # per-task: the task's own check
+    ("loss.options.edge.foo=1", "unknown loss.options.edge key(s) foo; valid: pos_weight"),
+    ("loss.options.edgy.x=1", "unknown task 'edgy'"),
     ("loss.weighting=magic", "loss.weighting: unknown weighting 'magic'"),
     ("loss.weighting_options.foo=1", "loss.weighting_options.foo: not an option of weighting 'fixed'"),
     # optim
@@ -112,12 +114,11 @@ BAD = [
     ("train.amp=maybe", "train.amp: expected bool or null"),
     # eval
     ("eval.batch_size=0", "eval.batch_size must be >= 1"),
-    ("eval.edge_thresholds=0", "eval.edge_thresholds must be >= 1"),
-    ("eval.val_edge_thresholds=0", "eval.val_edge_thresholds must be >= 1"),
-    ("eval.edge_max_dist=0", "eval.edge_max_dist must be in (0, 1]"),
-    ("eval.edge_max_dist=2", "eval.edge_max_dist must be in (0, 1]"),
+    ("eval.options.edge.thresholds=0", "thresholds must be >= 1"),
+    ("eval.options.edge.max_dist=0", "edge_max_dist must be > 0"),
+    ("eval.options.sal.headline=c", "sal_headline must be 'a' or 'b'"),
     ("eval.select_metric=mIoU", "eval.select_metric must look like task/metric"),
-    ("eval.sal_headline=c", "eval.sal_headline: 'c' is not valid"),
+    ("eval.geometry=crop", "eval.geometry: 'crop' is not valid"),
     # the --set syntax itself
     ("train.epochs", "--set expects key=value"),
     ("train..epochs=3", "is not a dotted key"),
@@ -167,7 +168,7 @@ def test_the_table_covers_every_ranged_option():
 
 def test_good_spellings_pass(capsys):
     for item in ["optim.lr=1e-4", "optim.lr=1E-4", "optim.lr=1.0e6", "optim.lr=.5", "optim.lr=3",
-                 "loss.edge_pos_weight=1e-1", "train.device=cuda:1", "train.device=cpu",
+                 "loss.options.edge.pos_weight=1e-1", "eval.options.edge.max_dist=1e-2", "train.device=cuda:1", "train.device=cpu",
                  "data.options.length.val=7", "loss.weights={semseg: 2}"]:
         assert main([CONFIG, "--check", "--set", item]) == 0, (item, capsys.readouterr().err)
     capsys.readouterr()

@@ -121,6 +121,28 @@ def test_sweep_dry_run_only_and_errors(swept, tmp_path):
     assert main([str(bad)]) == 2
 
 
+def test_missing_reference_hint_is_the_command_that_trains_it(tmp_path):
+    """Following the hint must train the reference with the same dataset and
+    overrides, into the folder where the waiting run looks for it."""
+    import shlex
+
+    from train.sweep import load_suite, parse_args, plan, run_job
+
+    suite = load_suite(write_suite(tmp_path))
+    out = tmp_path / "runs" / "paper_main"
+    cli = ["data.options.length.train=4", "train.epochs=1"]
+    job = next(j for j in plan(suite, "synthetic", out, cli, only=["tsn"]))
+    with pytest.raises(ConfigError, match="has not finished; run it first") as e:
+        run_job(job)
+    cmd = shlex.split(str(e.value).split("run it first: ", 1)[1])
+    assert cmd[:3] == ["python", "-m", "train.sweep"]
+    args = parse_args(cmd[3:])
+    assert (args.dataset, args.only, args.seeds, args.set) == ("synthetic", ["single_task"], [0], cli)
+    assert Path(args.suite) == suite.path and Path(args.out) == out
+    ref = plan(load_suite(args.suite), args.dataset, Path(args.out), args.set, args.only)[0]
+    assert ref.out.resolve() == job.reference_dir
+
+
 def test_shipped_suites_resolve(capsys):
     from train.sweep import main
 

@@ -120,6 +120,7 @@ class Job:
     config_path: Path
     is_reference: bool
     reference_dir: Path | None
+    reference_command: str | None = None  # the command that trains the missing reference run
 
     @property
     def label(self) -> str:
@@ -175,8 +176,30 @@ def plan(suite: Suite, dataset: str, out: Path, cli_set: list[str] | None = None
             if ref_dir is not None:
                 ov.append(f"eval.single_task={ref_dir}")
             check_config(load_config(cfile, ov))  # every config is checked before the first run starts
-            jobs.append(Job(run, seed, out / run.name / f"seed{seed}", ov, cfile, is_ref, ref_dir))
+            hint = _reference_command(suite, dataset, out, ref_name, seed, cli_set, local_ref) if ref_dir else None
+            jobs.append(Job(run, seed, out / run.name / f"seed{seed}", ov, cfile, is_ref, ref_dir, hint))
     return jobs
+
+
+def _reference_command(suite: Suite, dataset: str, out: Path, ref_name: str, seed: int,
+                       cli_set: list[str] | None, local: bool) -> str:
+    """The sweep command that trains the reference run of ``seed`` where this
+    run looks for it: same dataset, same command-line overrides, same folder."""
+    import shlex
+
+    if local:
+        suite_file, ref_out, only = suite.path, out, ref_name
+    else:  # a path relative to OUT, e.g. ../paper_main/single_task
+        ref_run = (out / ref_name).resolve()
+        ref_out, only = ref_run.parent, ref_run.name
+        suite_file = ROOT / "configs" / "sweeps" / f"{ref_out.name}.yaml"
+        if not suite_file.is_file():
+            return f"the suite whose run {only} lives in {ref_out}, with --dataset {dataset} --out {ref_out}"
+    args = ["python", "-m", "train.sweep", str(suite_file), "--dataset", dataset, "--out", str(ref_out),
+            "--only", only, "--seeds", str(seed)]
+    for s in cli_set or []:
+        args += ["--set", s]
+    return " ".join(shlex.quote(a) for a in args)
 
 
 def _task_overrides(cfile: Path, run: RunSpec, suite_set: list[str]) -> list[str]:
@@ -226,9 +249,7 @@ def run_job(job: Job, quiet: bool = True) -> dict:
     if job.state() == "done":
         return json.loads((job.out / "metrics.json").read_text())
     if job.reference_dir is not None and not (job.reference_dir / "metrics.json").is_file():
-        suite_dir, name = job.reference_dir.parent.parent, job.reference_dir.parent.name
-        raise ConfigError(f"reference run {job.reference_dir} has not finished; run it first "
-                          f"(python -m train.sweep configs/sweeps/{suite_dir.name}.yaml --only {name} --out {suite_dir})")
+        raise ConfigError(f"reference run {job.reference_dir} has not finished; run it first: {job.reference_command}")
     cfg = load_config(job.config_path, job.overrides)
     resume = job.state() == "resume"
     if resume:
