@@ -185,7 +185,8 @@ def add_task(run: str | Path, task: str, out: str | Path, epochs: int | None = N
 
     # the saved config must rebuild this model: codes from a file if the config's kind cannot grow by one task
     if model_options(cfg_new.model, "tsn")["code"].kind == "file":
-        cfg_new.model.options.setdefault("tsn", {}).setdefault("code", {})["path"] = str(atomic_torch_save(out / "codes.pt", model.codes.table().detach().cpu()).resolve())
+        saved = atomic_torch_save(out / "codes.pt", model.codes.table().detach().cpu())
+        cfg_new.model.options.setdefault("tsn", {}).setdefault("code", {})["path"] = str(saved.resolve())
     state = {"config": to_dict(cfg_new), "tasks": dict(model.task_channels), "epoch": epochs, "step": step,
              "added_task": task, "base_run": str(ckpt["path"])}
     save_checkpoint(out / "checkpoints" / "best.pt", model, **state)
