@@ -71,6 +71,8 @@ BAD = [
     ("loss.weights.semseg=inf", "loss.weights.semseg must be a finite number"),
     ("loss.weights.semseq=1", "unknown task 'semseq'"),
     ("loss.edge_pos_weight=1.5", "loss.options.edge: balanced BCE pos_weight must be in [0, 1]"),
+    ("loss.options.edge.foo=1", "unknown loss.options.edge key(s) foo; valid: pos_weight"),
+    ("loss.options.edgy.x=1", "unknown task 'edgy'"),
     ("loss.weighting=magic", "loss.weighting: unknown weighting 'magic'"),
     ("loss.weighting_options.foo=1", "loss.weighting_options.foo: not an option of weighting 'fixed'"),
     # optim
@@ -118,6 +120,8 @@ BAD = [
     ("eval.options.edge.max_dist=2", "eval.options.edge: edge_max_dist must be in (0, 1]"),
     ("eval.select_metric=mIoU", "eval.select_metric must look like task/metric"),
     ("eval.sal_headline=c", "eval.options.sal: sal_headline must be 'a' or 'b'"),
+    ("eval.options.sal.headline=c", "sal_headline must be 'a' or 'b'"),
+    ("eval.geometry=crop", "eval.geometry: 'crop' is not valid"),
     # the --set syntax itself
     ("train.epochs", "--set expects key=value"),
     ("train..epochs=3", "is not a dotted key"),
@@ -167,7 +171,7 @@ def test_the_table_covers_every_ranged_option():
 
 def test_good_spellings_pass(capsys):
     for item in ["optim.lr=1e-4", "optim.lr=1E-4", "optim.lr=1.0e6", "optim.lr=.5", "optim.lr=3",
-                 "loss.edge_pos_weight=1e-1", "train.device=cuda:1", "train.device=cpu",
+                 "loss.options.edge.pos_weight=1e-1", "eval.options.edge.max_dist=1e-2", "train.device=cuda:1", "train.device=cpu",
                  "data.options.length.val=7", "loss.weights={semseg: 2}"]:
         assert main([CONFIG, "--check", "--set", item]) == 0, (item, capsys.readouterr().err)
     capsys.readouterr()

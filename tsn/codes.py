@@ -51,7 +51,7 @@ def gaussian_codes(n_tasks: int, dim: int, seed: int = 0, **_: object) -> Tensor
 def file_codes(n_tasks: int, dim: int, path: str | None = None, **_: object) -> Tensor:
     """Codes from a ``.npy`` or ``.pt`` file holding a [n_tasks, dim] array."""
     if not path:
-        raise ConfigError("model.code.path must name a .npy or .pt file when model.code.kind is 'file'")
+        raise ConfigError("model.options.tsn.code.path must name a .npy or .pt file when model.options.tsn.code.kind is 'file'")
     p = Path(path).expanduser()
     if not p.is_file():
         raise ConfigError(f"task code file not found: {p}")

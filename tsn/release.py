@@ -224,8 +224,9 @@ def release_config(kind: str, task: str | None = None, overrides: list[str] | No
     fixed = ["model.pretrained=false", "model.encoder=resnet18", "model.encoder_width=64", "model.head=mean",
              "eval.geometry=release"]
     if kind == "tsn":
-        fixed += ["model.code.kind=orthogonal", "model.code.dim=100", "model.embedding.n_fc=8",
-                  "model.embedding.equalized=true", "model.head_width=21"]
+        fixed += ["model.options.tsn.code.kind=orthogonal", "model.options.tsn.code.dim=100",
+                  "model.options.tsn.embedding.n_fc=8", "model.options.tsn.embedding.equalized=true",
+                  "model.head_width=21"]
     return load_config(path, overrides=[*base, *fixed, *(overrides or [])])
 
 
