@@ -95,6 +95,8 @@ BAD = [
     ("optim.min_lr=-1", "optim.min_lr must be >= 0"),
     ("optim.clip_grad=0", "optim.clip_grad must be > 0"),
     ("optim.weighting_lr=0", "optim.weighting_lr must be > 0"),
+    ("optim.norm_lr=0", "optim.norm_lr must be > 0"),
+    ("model.norm_init_std=-1", "model.norm_init_std must be >= 0"),
     ("optim.name=rmsprop", "optim.name: 'rmsprop' is not valid; valid: adam, adamw, sgd"),
     ("optim.schedule=step", "optim.schedule: 'step' is not valid"),
     # train
