@@ -6,8 +6,9 @@
 ``PRED_DIR/<id>.png``: 8-bit grayscale soft edge maps of any method (as the
 TSN release and HED / RCF write them). Ground truth, per id, the first of:
 ``GT_DIR/<id>.mat`` holding a BSDS500 ``groundTruth`` cell (one
-``Segmentation`` / ``Boundaries`` per annotator) or a PASCAL-Context
-``LabelMap``; ``GT_DIR/<id>.png``, binary boundaries (non-zero = boundary,
+``Segmentation`` / ``Boundaries`` per annotator), SEISM's ``gt_seg`` cell of
+segmentations (its BSDS500 copy; Boundaries = ``seg2bmap``) or a
+PASCAL-Context ``LabelMap``; ``GT_DIR/<id>.png``, binary boundaries (non-zero = boundary,
 e.g. NYUD's edge maps). What each protocol makes of them:
 
 - ``seism`` (the TSN paper, ASTMT, ATRC, InvPT): every segmentation (a
@@ -71,6 +72,8 @@ def _segmentations_or_boundaries(path: Path) -> tuple[str, list[np.ndarray]]:
     """("labels", [seg]) for a LabelMap, ("bsds", [(seg, bdry), ...]) for a groundTruth cell."""
     import scipy.io
 
+    from tsn.metrics.edge_protocols import seg2bmap
+
     try:
         m = scipy.io.loadmat(path)
     except NotImplementedError:
@@ -95,6 +98,11 @@ def _segmentations_or_boundaries(path: Path) -> tuple[str, list[np.ndarray]]:
         if not out:
             raise DataError(f"{path}: groundTruth holds no annotator")
         return "bsds", out
+    if "gt_seg" in m:  # SEISM's own copy of BSDS500: a cell of segmentations, one per annotator
+        segs = [np.asarray(x) for x in np.asarray(m["gt_seg"], dtype=object).ravel()]
+        if not segs or any(x.ndim != 2 for x in segs):
+            raise DataError(f"{path}: gt_seg is not a cell of 2-D segmentations")
+        return "bsds", [(x, seg2bmap(x)) for x in segs]
     if "LabelMap" in m:
         lab = np.asarray(m["LabelMap"])
         if lab.ndim != 2:

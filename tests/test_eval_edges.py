@@ -133,3 +133,16 @@ def test_errors_are_one_line(tmp_path, bsds_folder, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()
     assert "no <id>.png" in _one_error(capsys, empty, "--gt", gt)
+
+
+def test_seism_gt_seg_cell(tmp_path):
+    from eval.edges import read_ground_truth
+
+    segs = [_labels(0).astype(np.uint32), _labels(1).astype(np.uint32)]
+    cell = np.empty((2, 1), dtype=object)  # SEISM's bsds500/ground_truth/<id>.mat: gt_seg, one cell per annotator
+    cell[0, 0], cell[1, 0] = segs
+    scipy.io.savemat(tmp_path / "100007.mat", {"gt_seg": cell})
+    b = read_ground_truth(tmp_path / "100007.mat", "bsds")
+    s = read_ground_truth(tmp_path / "100007.mat", "seism")
+    assert [x.tolist() for x in b] == [EP.seg2bmap(x).tolist() for x in segs]
+    assert [x.tolist() for x in s] == [EP.seism_ground_truth(x).tolist() for x in segs]
