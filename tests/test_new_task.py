@@ -95,7 +95,8 @@ def test_train_evaluate_tabulate_a_new_task(flow, tmp_path):
     assert math.isfinite(res["val"]["flow"]["epe"]) and res["val"]["flow"]["epe"] > 0
 
     assert eval_main(["run", str(run), "--split", "test", "--save-predictions", str(tmp_path / "pred")]) == 0
-    test = json.loads((run / "metrics.json").read_text())["test"]
+    (record,) = (run / "evals").glob("test-*.json")  # evaluations go beside the training record
+    test = json.loads(record.read_text())["results"]
     assert math.isfinite(test["flow"]["epe"]) and list((tmp_path / "pred").glob("*.png"))
 
     assert eval_main(["tables", str(tmp_path / "runs")]) == 0

@@ -236,8 +236,8 @@ class Task:
 
     # -- drawing
     def draw(self, x, prediction: bool = False, vmax: float | None = None) -> np.ndarray:
-        a = x.detach().float().cpu().numpy() if isinstance(x, Tensor) and x.is_floating_point() else np.asarray(
-            x.detach().cpu().numpy() if isinstance(x, Tensor) else x)
+        """uint8 HxWx3 picture of one sample's label, or with ``prediction`` of the raw output."""
+        a = x.detach().cpu().numpy() if isinstance(x, Tensor) else np.asarray(x)
         if self.colorize is not None:
             return self.colorize(a, prediction, vmax)
         return self.label.draw(a, prediction, vmax)
