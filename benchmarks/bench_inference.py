@@ -2,7 +2,7 @@
 eager PyTorch, the TorchScript export and the ONNX export under ONNX Runtime.
 
     python benchmarks/bench_inference.py [--run RUN_DIR] [--size 128] [--batches 1,16]
-        [--threads N] [--repeats 7] [--json PATH]
+        [--threads N] [--repeats 7] [--clock wall|process] [--json PATH]
 
 All tasks in one stacked pass (the exported graph; ``model(x)`` eagerly),
 for one image and for a batch, median of ``--repeats`` timings after a
@@ -50,19 +50,19 @@ def build(run: str | None):
     return model, "tsn, configs/synthetic/tsn.yaml (quarter widths), random weights"
 
 
-def median_time(fn, repeats: int, min_s: float = 0.3) -> float:
+def median_time(fn, repeats: int, min_s: float = 0.3, clock=time.perf_counter) -> float:
     """Median seconds per call; each timing repeats the call for at least ``min_s``."""
     fn()  # warm-up: oneDNN primitives, ORT's first-run allocations
-    t = time.perf_counter()
+    t = clock()
     fn()
-    one = time.perf_counter() - t
+    one = clock() - t
     iters = max(1, int(min_s / max(one, 1e-6)))
     out = []
     for _ in range(repeats):
-        t = time.perf_counter()
+        t = clock()
         for _ in range(iters):
             fn()
-        out.append((time.perf_counter() - t) / iters)
+        out.append((clock() - t) / iters)
     return statistics.median(out)
 
 
@@ -91,6 +91,7 @@ def runtimes(model, size: int, threads: int):
         return out
     opts = ort.SessionOptions()
     opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")  # idle threads must not burn CPU time
     sess = ort.InferenceSession(export_model(model, "onnx", size=(size, size), dynamic=True), opts,
                                 providers=["CPUExecutionProvider"])
     names = [o.name for o in sess.get_outputs()]
@@ -110,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batches", default="1,16")
     p.add_argument("--threads", type=int, default=None, help="threads for every runtime (default: torch's)")
     p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--clock", default="wall", choices=["wall", "process"],
+                   help="wall: elapsed time; process: CPU seconds of this process (all its threads), "
+                        "which a busy shared machine disturbs far less (use with --threads 1)")
     p.add_argument("--json", help="write the rows here")
     args = p.parse_args(argv)
     if args.threads:
@@ -117,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     threads = torch.get_num_threads()
     model, what = build(args.run)
     rts = runtimes(model, args.size, threads)
+    clock = time.perf_counter if args.clock == "wall" else time.process_time
     rng = np.random.default_rng(0)
     rows = []
     for b in [int(s) for s in args.batches.split(",")]:
@@ -125,14 +130,15 @@ def main(argv: list[str] | None = None) -> int:
         for name, (fn, note) in rts.items():
             got = fn(x)
             diff = max(float(np.abs(ref[t] - got[t]).max()) for t in ref)
-            s = median_time(lambda fn=fn: fn(x), args.repeats)
+            s = median_time(lambda fn=fn: fn(x), args.repeats, clock=clock)
             rows.append({"runtime": name, "batch": b, "latency_ms": 1e3 * s, "images_per_s": b / s,
                          "max_abs_diff_vs_eager": diff, "note": note})
     meta = {"model": what, "tasks": model.tasks, "size": args.size, "threads": threads, "repeats": args.repeats,
+            "clock": args.clock,
             "torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
             "load_average_1min_at_end": os.getloadavg()[0], "cpu_count": os.cpu_count(),
             "command": "python benchmarks/bench_inference.py " + " ".join(argv if argv is not None else sys.argv[1:])}
-    print(f"{what}; {len(model.tasks)} tasks at {args.size} px, {threads} threads, median of {args.repeats}; "
+    print(f"{what}; {len(model.tasks)} tasks at {args.size} px, {threads} threads, median of {args.repeats} ({args.clock} clock); "
           f"load average {meta['load_average_1min_at_end']:.1f} on {meta['cpu_count']} cores")
     print("| runtime | batch | latency ms | images/s | max abs diff vs eager |")
     print("|---|---|---|---|---|")

@@ -287,7 +287,8 @@ def _class_legend(labels: np.ndarray, names: Sequence[str] | None, palette: np.n
     for k in order[:top]:
         i = int(ids[k])
         name = names[i] if names is not None and i < len(names) else f"class {i}"
-        handles.append(Patch(color=palette[i] / 255, label=f"{name} {100 * counts[k] / labels.size:.0f}%"))
+        share = 100 * counts[k] / labels.size
+        handles.append(Patch(color=palette[i] / 255, label=f"{name} {share:.0f}%" if share >= 1 else f"{name} <1%"))
     if len(order) > top:
         handles.append(Patch(color="white", label=f"+{len(order) - top} more"))
     return handles
@@ -311,14 +312,16 @@ def render_panel(image: np.ndarray, prediction: dict[str, np.ndarray], class_nam
     n = 1 + len(prediction)
     has_legend = any(task_kind(t) == "class_map" for t in prediction)
     fig_h = cell + 0.45 + (1.0 if has_legend else 0)
-    fig, axes = plt.subplots(1, n, figsize=(n * cell * max(aspect, 0.75) + 0.2, fig_h), squeeze=False)
+    fig, axes = plt.subplots(1, n, figsize=(n * cell * max(aspect, 0.75) + 0.2, fig_h), squeeze=False,
+                             gridspec_kw={"wspace": 0.08})
     axes = axes[0]
     axes[0].imshow(image)
-    axes[0].set_title(f"{title}\n{w}x{h}" if title else f"input {w}x{h}", fontsize=9)
+    axes[0].set_title(f"{title}\n{w}x{h}" if title else f"input\n{w}x{h}", fontsize=8.5)
     for ax, (t, p) in zip(axes[1:], prediction.items()):
         kind = task_kind(t)
         caption = _caption(t)
         if kind == "class_map":
+            caption += "\nmost likely class"
             labels = p.argmax(0)
             ax.imshow(palette[labels])
             ax.legend(handles=_class_legend(labels, class_names.get(t), palette), loc="upper center",
@@ -326,19 +329,19 @@ def render_panel(image: np.ndarray, prediction: dict[str, np.ndarray], class_nam
                       columnspacing=0.8, handletextpad=0.4)
         elif kind == "binary_map":
             ax.imshow(p, cmap="gray", vmin=0, vmax=1)
-            caption += " (0 black, 1 white)"
+            caption += "\nprobability (white = 1)"
         elif kind == "vector_field":
             ax.imshow(colorize(t, p))
-            caption += " ((n+1)/2 as RGB)"
+            caption += "\n(n+1)/2 as RGB"
         elif kind == "scalar_map":
             lo, hi = float(p.min()), float(p.max())
             ax.imshow(colorize(t, np.maximum(p, 1e-6), vmax=max(hi, 1e-6)))
-            caption += f" {lo:.2g}-{hi:.2g}"
+            caption += f"\n{lo:.2g} to {hi:.2g}"
         else:
             a = p[0]
             ax.imshow(a, cmap="gray")
-            caption += " (channel 0)"
-        ax.set_title(caption, fontsize=9)
+            caption += "\nchannel 0"
+        ax.set_title(caption, fontsize=8.5)
     for ax in axes:
         ax.set_xticks([])
         ax.set_yticks([])
