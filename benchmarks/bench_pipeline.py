@@ -69,7 +69,7 @@ def main(argv=None) -> int:
     if cl:
         model = model.to(memory_format=torch.channels_last)
     opt = build_optimizer(cfg.optim, model)
-    crit = MultiTaskLoss(tasks, edge_pos_weight=cfg.loss.edge_pos_weight)
+    crit = MultiTaskLoss(tasks, cfg.loss.options)
     weights = {t: float(cfg.loss.weights.get(t, 1.0)) for t in tasks}
 
     def step(batch: dict) -> None:

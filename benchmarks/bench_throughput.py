@@ -206,7 +206,7 @@ def make_train_step(model, cfg, batch: dict, tasks: list[str], amp: bool, device
     from tsn.engine.optim import build_optimizer
     from tsn.losses import MultiTaskLoss
 
-    crit = MultiTaskLoss(tasks, edge_pos_weight=cfg.loss.edge_pos_weight)
+    crit = MultiTaskLoss(tasks, cfg.loss.options)
     weights = {t: float(cfg.loss.weights.get(t, 1.0)) for t in tasks}
     opt = build_optimizer(cfg.optim, model)
     model.train()

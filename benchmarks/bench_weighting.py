@@ -47,7 +47,7 @@ def make_step(model, cfg, method: str, batch: dict, tasks: list[str], device: to
     from tsn.losses import MultiTaskLoss
     from tsn.weighting import build_weighting
 
-    crit = MultiTaskLoss(tasks, edge_pos_weight=cfg.loss.edge_pos_weight)
+    crit = MultiTaskLoss(tasks, cfg.loss.options)
     static = {t: float(cfg.loss.weights.get(t, 1.0)) for t in tasks}
     weighting = build_weighting(method, tasks, static).to(device)
     opt = build_optimizer(cfg.optim, model)
@@ -58,11 +58,7 @@ def make_step(model, cfg, method: str, batch: dict, tasks: list[str], device: to
             preds = model(batch["image"], tasks=tasks)
         losses = crit({t: p.float() for t, p in preds.items()}, {t: batch[t] for t in tasks})
         opt.zero_grad(set_to_none=True)
-        if hasattr(weighting, "backward") and getattr(weighting, "requires_all_tasks", False):
-            weighting.backward(losses, model)
-        else:  # fixed: the trainer's plain path
-            total, _ = weighting(losses)
-            total.backward()
+        weighting.backward(losses, model)  # the trainer's call (fixed: the weighted sum, then backward)
         opt.step()
 
     return step

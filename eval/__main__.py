@@ -5,6 +5,7 @@
   python -m eval scaling --max-tasks 9 --out DIR
   python -m eval tables RUNS_DIR --out DIR
   python -m eval figures RUNS_DIR --out DIR
+  python -m eval import-release CHECKPOINT --kind tsn|single_task [--task T] --out RUN_DIR
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import sys
 
 from tsn.errors import TSNError
 
-SUBCOMMANDS = ["params", "scaling", "tables", "figures", "grouping", "run"]
+SUBCOMMANDS = ["params", "scaling", "tables", "figures", "grouping", "edges", "import-release", "predict",
+               "export", "run"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,9 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     for name in SUBCOMMANDS:
         try:
-            mod = importlib.import_module(f"eval.{name}")
+            mod = importlib.import_module(f"eval.{name.replace('-', '_')}")
         except ModuleNotFoundError as e:
-            if e.name != f"eval.{name}":
+            if e.name != f"eval.{name.replace('-', '_')}":
                 raise
             continue
         mod.add_parser(sub)

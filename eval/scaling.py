@@ -12,7 +12,8 @@ import torch
 from tsn.config import ModelConfig
 from tsn.io import atomic_write_text
 from tsn.models.params import parameter_report
-from tsn.models.registry import build_model
+from tsn.data import dataset_info
+from tsn.models.registry import build_model, task_channels_for
 
 METHODS = {  # registry name -> label in the paper's figure
     "single_task": "single-task",
@@ -29,7 +30,7 @@ METHODS = {  # registry name -> label in the paper's figure
     "mtinet": "MTI-Net",
 }
 PAPER_METHODS = ("single_task", "rcm", "multi_decoder", "task_bn", "task_in", "tsn")
-PASCAL = {"edge": 1, "semseg": 21, "parts": 7, "normals": 3, "sal": 1}
+PASCAL = task_channels_for(list(dataset_info("pascal").tasks), "pascal")  # the five tasks, their channels
 
 
 def task_set(n: int) -> dict[str, int]:

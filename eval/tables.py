@@ -1,7 +1,10 @@
 """``python -m eval tables RUNS_DIR [--out DIR] [--split val|test]``: the paper's
 tables from finished runs, as Markdown and LaTeX.
 
-Every ``metrics.json`` under RUNS_DIR is a run; runs in ``<name>/seed<k>``
+Every ``metrics.json`` under RUNS_DIR is a run, and the tables read that
+training record. ``python -m eval`` writes its evaluations beside it under
+``evals/``; they are read only for a split that training did not score
+(``--split test``: the full evaluation of ``best.pt``). Runs in ``<name>/seed<k>``
 folders are seeds of one table row (mean ± sample std over seeds). A sweep's
 ``sweep.json`` says which suite a row belongs to: ``paper_main`` (and loose
 runs) make the main table, ``embedding_ablation`` the code ablation,
@@ -32,7 +35,7 @@ import yaml
 from tsn.errors import ConfigError
 from tsn.io import atomic_write_json, atomic_write_text
 from tsn.metrics import delta_m
-from tsn.tasks import ALL_TASKS, get_task
+from tsn.tasks import get_task, task_names
 
 REFERENCE = Path(__file__).resolve().parent / "reference" / "tsn_iccv2021.json"
 METHODS = {  # registry name -> the paper's row label, in the paper's order
@@ -45,7 +48,6 @@ METHODS = {  # registry name -> the paper's row label, in the paper's order
 }
 PAPER_LABEL = {"TSN": "TSN (INs + task embedding)"}
 CODE_ORDER = ["orthogonal", "gaussian", "onehot", "file"]
-TASK_ORDER = ["edge", "semseg", "parts", "normals", "sal", "depth"]  # the paper's column order, then depth
 SUITE_BLOCK = {"paper_main": "main", "embedding_ablation": "ablation", "scaling": "scaling"}
 
 
@@ -77,13 +79,37 @@ class Run:
         return c.get("kind", "orthogonal"), int(c.get("dim", 100))
 
     def results(self, split: str = "val") -> dict[str, dict[str, float]] | None:
-        return self.metrics.get(split)
+        """The training record's results for ``split``; for a split training did
+        not score (e.g. test), the full evaluation of ``best.pt`` with the run's
+        own protocol from ``evals/`` (``python -m eval RUN --split test``)."""
+        if split in self.metrics:
+            return self.metrics.get(split)
+        return evaluation_results(self.dir, split, self.tasks, self.config)
 
     @property
     def block(self) -> str:
         if self.metrics.get("added_task"):
             return "added"
         return SUITE_BLOCK.get(self.suite or "", "main")
+
+
+def evaluation_results(run_dir: Path, split: str, tasks: list[str], config: dict[str, Any]) -> dict | None:
+    """Results of ``RUN/evals/<split>-all-<protocol>-best-*.json`` (the whole
+    split, every task, no result-changing ``--set``), where ``<protocol>`` is
+    the run's configured one; None if there is none."""
+    ev = config.get("eval") or {}
+    protocol = ev.get("geometry") or "pad"
+    if ev.get("edge_protocol") and "edge" in tasks:
+        protocol += f"-{ev['edge_protocol']}"
+    found = sorted((run_dir / "evals").glob(f"{split}-all-{protocol}-best-*.json"), key=lambda p: p.stat().st_mtime)
+    for path in reversed(found):
+        try:
+            rec = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if rec.get("kind") == "evaluation" and set(rec.get("results") or {}) == set(tasks):
+            return rec["results"]
+    return None
 
 
 def collect(runs_dir: str | Path) -> list[Run]:
@@ -234,8 +260,9 @@ def load_paper() -> dict:
 
 
 def _task_cols(rows: list[Row]) -> list[str]:
-    present = {t for row in rows for t in row.cells if t in ALL_TASKS}
-    return [t for t in TASK_ORDER if t in present]
+    """Task columns in registration order (the paper's column order, then depth, then added tasks)."""
+    present = {t for row in rows for t in row.cells}
+    return [t for t in task_names() if t in present]
 
 
 def _head(t: str) -> str:
@@ -293,7 +320,7 @@ def added_table(rows: list[Row], split: str) -> tuple[list[str], list[list[str]]
 
 
 def paper_tables(paper: dict) -> list[tuple[str, list[str], list[list[str]]]]:
-    tasks = [t for t in TASK_ORDER if t in paper["metrics"]]
+    tasks = [t for t in task_names() if t in paper["metrics"]]
     hm = [_head(t) for t in tasks]
     main = [[r["method"], *[f"{r[t]:.1f}" for t in tasks], "–" if r["delta_m"] is None else f"{r['delta_m']:.2f}",
              f"{r['params_M']}"] for r in paper["main_table"]]

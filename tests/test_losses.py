@@ -99,7 +99,7 @@ def test_unlabelled_sample_contributes_nothing():
 
 
 def test_multitask_loss_unweighted_and_missing_label():
-    mtl = MultiTaskLoss(["edge", "depth"], edge_pos_weight=0.8)
+    mtl = MultiTaskLoss(["edge", "depth"], {"edge": {"pos_weight": 0.8}})
     preds = {"edge": torch.zeros(1, 1, 2, 2, requires_grad=True), "depth": torch.ones(1, 1, 2, 2)}
     targets = {"edge": torch.tensor([[[[1.0, 0.0], [0.0, 0.0]]]])}
     out = mtl(preds, targets)

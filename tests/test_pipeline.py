@@ -111,7 +111,9 @@ def test_eval_cli_writes_metrics_and_predictions(tmp_path):
     assert set(out["results"]) == {"edge", "semseg", "normals"}
     assert len(list((tmp_path / "pred").glob("*.png"))) == 4
     data = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert "test" in data and "val" in data
+    assert "test" not in data and "val" in data  # the training record is not rewritten by eval
+    rec = json.loads(Path(out["record"]).read_text())
+    assert Path(out["record"]).parent == tmp_path / "run" / "evals" and rec["results"] == out["results"]
 
 
 def test_delta_m_against_single_task_references(tmp_path):

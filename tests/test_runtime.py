@@ -9,10 +9,7 @@ import subprocess
 import sys
 
 import pytest
-import torch
-import torch.nn.functional as F
 
-import tsn.models.decoders as decoders
 from tsn.errors import ConfigError
 from tsn.runtime import ENV, cpu_allocator_tuned, tune_cpu_allocator
 
@@ -61,13 +58,3 @@ def test_tuning_is_idempotent_and_reported():
     assert tune_cpu_allocator() is first and cpu_allocator_tuned() is first
     if GLIBC and os.environ.get(ENV, "tuned") == "tuned":
         assert first is True
-
-
-@pytest.mark.parametrize("tuned", [False, True])
-def test_stacked_upsample_paths_agree_with_interpolate(monkeypatch, tuned):
-    """A task-stacked map (N*C >= 4096) takes the per-plane path only with the
-    default allocator; both give bilinear align_corners=True."""
-    monkeypatch.setattr(decoders, "cpu_allocator_tuned", lambda: tuned)
-    x = torch.randn(80, 64, 16, 16)
-    ref = F.interpolate(x, size=(32, 32), mode="bilinear", align_corners=True)
-    torch.testing.assert_close(decoders.upsample(x, (32, 32)), ref, atol=1e-5, rtol=0)

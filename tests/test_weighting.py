@@ -207,3 +207,55 @@ def test_uncertainty_state_roundtrip():
     w2.load_state_dict(w.state_dict())
     assert torch.equal(w2.log_vars, w.log_vars)
     assert w2({"a": L(1)})[1] == w({"a": L(1)})[1]
+
+
+# ---------------------------------------------------------------- backward(losses, model)
+
+
+class _Shared(torch.nn.Module):
+    """Stands for a model: W is its last shared layer."""
+
+    def __init__(self):
+        super().__init__()
+        self.W = torch.nn.Parameter(torch.tensor([1.0, 1.0]))
+
+    def gradnorm_parameters(self):
+        return [self.W]
+
+
+def test_default_backward_is_the_weighted_sum_backpropagated():
+    m = _Shared()
+    w = build_weighting("fixed", ["a", "b"], {"a": 2.0})
+    assert w.requires_all_tasks is False
+    total, ws = w.backward(_gn_losses(m.W), m)
+    assert total.item() == pytest.approx(2 * 7 + 1) and ws == {"a": 2.0, "b": 1.0}
+    # d/dW (2 (3 W0 + 4 W1) + W0) = (7, 8)
+    assert m.W.grad.tolist() == pytest.approx([7.0, 8.0])
+
+
+def test_gradnorm_backward_reads_the_models_shared_layer():
+    """backward(losses, model) == forward with model.gradnorm_parameters(), then backward (the by-hand case above)."""
+    m = _Shared()
+    gn = build_weighting("gradnorm", ["a", "b"])
+    assert gn.requires_all_tasks is True
+    total, ws = gn.backward(_gn_losses(m.W), m)
+    assert total.item() == pytest.approx(8.0) and ws == {"a": 1.0, "b": 1.0}
+    assert m.W.grad.tolist() == pytest.approx([4.0, 4.0])
+    assert gn.task_weights.grad.tolist() == pytest.approx([5.0, -1.0])
+
+
+def test_trainer_refuses_one_task_per_step_sampling_for_gradient_methods():
+    from tsn.config import load_config
+    from tsn.engine.trainer import Trainer
+
+    tiny = {"data": {"name": "synthetic", "tasks": ["edge", "semseg"], "size": 32,
+                     "options": {"length": {"train": 4, "val": 2, "test": 2}}},
+            "model": {"encoder_width": 8, "skip_widths": [8, 8, 8, 16, 16], "up_widths": [16, 16, 8, 8, 8],
+                      "code": {"dim": 12}, "embedding": {"n_fc": 2}},
+            "train": {"batch_size": 2}, "loss": {"weighting": "gradnorm"}}
+    for sampling in ("paper", "random"):
+        tiny["train"]["sampling"] = sampling
+        with pytest.raises(ConfigError, match=f"train.sampling '{sampling}' trains one task per step; use train.sampling=all"):
+            Trainer(load_config(data=tiny), None, quiet=True)
+    tiny["train"]["sampling"] = "all"
+    Trainer(load_config(data=tiny), None, quiet=True)

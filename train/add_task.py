@@ -133,7 +133,7 @@ def add_task(run: str | Path, task: str, out: str | Path, epochs: int | None = N
     model.to(dev)
     params = freeze_for_new_task(model, task)
     optim = torch.optim.Adam(params, lr=lr)
-    criterion = MultiTaskLoss([task], edge_pos_weight=cfg.loss.edge_pos_weight)
+    criterion = MultiTaskLoss([task], cfg.loss.options)
     train_ds, sampler, loader = build_data(cfg_task, cfg.data.train_split, train=True)
     _, _, val_task = build_data(cfg_task, cfg.data.val_split, train=False)
     head = get_task(task).headline

@@ -71,7 +71,7 @@ class DataConfig:
 @dataclass
 class LossConfig:
     weights: dict[str, float] = field(default_factory=dict)  # missing task: 1.0
-    edge_pos_weight: float = 0.95
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)  # loss.options.<task>.<key> (see tsn.tasks)
     weighting: str = "fixed"  # fixed | uncertainty | dwa | gradnorm
     weighting_options: dict[str, Any] = field(default_factory=dict)
 
@@ -104,6 +104,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     amp: bool | None = None  # None: bf16 autocast on CUDA, off on CPU
     channels_last: bool = False
+    fast_kernels: bool = True  # tsn.nn.ops fast paths (docs/PERFORMANCE.md); false: the reference kernels
     compile: bool = False
     deterministic: bool = False
     log_every: int = 10
@@ -119,10 +120,15 @@ class EvalConfig:
     batch_size: int = 16
     single_task: str | None = None  # run dir or metrics.json of single-task references (for delta_m)
     select_metric: str | None = None  # "task/metric" for best.pt without single-task refs; None: weighted val loss
-    sal_headline: Literal["a", "b"] = "a"
-    edge_thresholds: int = 99
-    val_edge_thresholds: int = 9  # coarser edge evaluation during training-time validation
-    edge_max_dist: float | None = None  # None: the dataset's
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)  # eval.options.<task>.<key> (see tsn.tasks)
+    geometry: Literal["pad", "release"] = "pad"  # test-time geometry of python -m eval (tsn/engine/geometry.py)
+
+    @property
+    def val_edge_thresholds(self) -> int:
+        """Old name of eval.options.edge.val_thresholds, still read by the trainer."""
+        from tsn.tasks import get_task
+
+        return get_task("edge").options("eval", self.options.get("edge"))["val_thresholds"]
 
 
 @dataclass
@@ -279,10 +285,57 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
     return data
 
 
+# ---------------------------------------------------------------- per-task options (tsn.tasks)
+
+#: Old flat keys -> their place under the task (still accepted; giving both is an error).
+TASK_OPTION_ALIASES = {
+    "loss.edge_pos_weight": "loss.options.edge.pos_weight",
+    "eval.edge_thresholds": "eval.options.edge.thresholds",
+    "eval.val_edge_thresholds": "eval.options.edge.val_thresholds",
+    "eval.edge_max_dist": "eval.options.edge.max_dist",
+    "eval.sal_headline": "eval.options.sal.headline",
+}
+
+
+def task_options(raw: dict) -> dict:
+    """Move old per-task keys to ``<loss|eval>.options.<task>.<key>`` and check every
+    ``options`` key against what its task declares (unknown key: one line listing the valid
+    ones); the task's loss / metric is built once with them, so bad values fail here too."""
+    from tsn.tasks import get_task
+
+    raw = _merge({}, raw)
+    for old, new in TASK_OPTION_ALIASES.items():
+        section, key = old.split(".")
+        _, _, task, new_key = new.split(".")
+        sec = raw.get(section)
+        if not isinstance(sec, dict) or key not in sec:
+            continue
+        opts = sec.setdefault("options", {})
+        if not isinstance(opts, dict) or not isinstance(opts.setdefault(task, {}), dict):
+            continue  # a wrong type is reported by the parser
+        if new_key in opts[task]:
+            raise ConfigError(f"{old} and {new} both given; {old} is the old name of {new}: keep only {new}")
+        opts[task][new_key] = sec.pop(key)
+    for section in ("loss", "eval"):
+        opts = (raw.get(section) or {}).get("options") if isinstance(raw.get(section), dict) else None
+        if not isinstance(opts, dict):
+            continue
+        for task, given in opts.items():
+            if not isinstance(given, dict):
+                raise ConfigError(f"{section}.options.{task}: expected a mapping of option: value, got {given!r}")
+            spec = get_task(str(task))
+            if section == "loss":  # building checks the values too, before any work
+                spec.build_loss(given)
+            else:
+                spec.metric_builder()(**spec.metric_kwargs(given))
+    return raw
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None, data: dict | None = None) -> Config:
     """Load, override, parse and validate a config."""
     raw = load_yaml_with_bases(path) if path is not None else dict(data or {})
     raw = apply_overrides(raw, overrides or [])
+    raw = task_options(raw)
     cfg = from_dict(Config, raw)
     if not cfg.name and path is not None:
         cfg.name = Path(path).stem

@@ -13,7 +13,8 @@ from some images (e.g. parts on images without persons) is safe to train.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -21,7 +22,7 @@ from torch import Tensor, nn
 
 from tsn.errors import ConfigError
 from tsn.registry import Registry
-from tsn.tasks import IGNORE_INDEX, check_tasks
+from tsn.tasks import IGNORE_INDEX, check_tasks, get_task
 
 LOSSES: Registry[Callable[..., Callable[[Tensor, Tensor], Tensor]]] = Registry("loss")
 
@@ -30,9 +31,6 @@ PAPER_WEIGHTS: dict[str, dict[str, float]] = {
     "pascal": {"edge": 50.0, "semseg": 1.0, "parts": 2.0, "sal": 5.0, "normals": 10.0},
     "nyud": {"edge": 50.0, "semseg": 1.0, "normals": 10.0, "depth": 1.0},
 }
-
-#: Fixed positive-class weight of the edge loss per dataset.
-EDGE_POS_WEIGHT: dict[str, float] = {"pascal": 0.95, "nyud": 0.8}
 
 
 def _check_shapes(pred: Tensor, target: Tensor, task: str) -> None:
@@ -143,60 +141,70 @@ class DepthL1:
         return _masked_mean(diff, valid)
 
 
-@LOSSES.register("semseg")
-def _semseg_loss(ignore_index: int = IGNORE_INDEX) -> CrossEntropy:
-    return CrossEntropy(ignore_index)
+class VectorL1:
+    """L1 over the components of labelled pixels of any vector field or scalar map.
+
+    A pixel is labelled where its label is finite and not all equal to the
+    kind's no-label value (0): the generic regression loss of a new task.
+    """
+
+    def __call__(self, pred: Tensor, target: Tensor) -> Tensor:
+        if target.dim() == 3:
+            target = target.unsqueeze(1)
+        _check_shapes(pred, target, "L1")
+        pred = pred.float()
+        target = target.to(pred.dtype)
+        valid = (target.abs().sum(dim=1, keepdim=True) > 0) & torch.isfinite(target).all(dim=1, keepdim=True)
+        diff = (pred - torch.nan_to_num(target)).abs()
+        return _masked_mean(diff, valid.expand_as(diff))
 
 
-@LOSSES.register("parts")
-def _parts_loss(ignore_index: int = IGNORE_INDEX) -> CrossEntropy:
-    return CrossEntropy(ignore_index)
+# Builders take the task (for its label kind) and the task's loss options.
+@LOSSES.register("cross_entropy")
+def _cross_entropy(task) -> CrossEntropy:
+    return CrossEntropy(int(task.label.no_label))
 
 
-@LOSSES.register("edge")
-def _edge_loss(pos_weight: float = 0.95) -> BalancedBCE:
+@LOSSES.register("balanced_bce")
+def _balanced_bce(task, pos_weight: float | None = None) -> BalancedBCE:
     return BalancedBCE(pos_weight)
 
 
-@LOSSES.register("sal")
-def _sal_loss() -> BalancedBCE:
-    return BalancedBCE(None)
-
-
-@LOSSES.register("normals")
-def _normals_loss() -> NormalsL1:
+@LOSSES.register("normals_l1")
+def _normals_l1(task) -> NormalsL1:
     return NormalsL1()
 
 
-@LOSSES.register("depth")
-def _depth_loss() -> DepthL1:
+@LOSSES.register("depth_l1")
+def _depth_l1(task) -> DepthL1:
     return DepthL1()
 
 
+@LOSSES.register("l1")
+def _l1(task) -> VectorL1:
+    return VectorL1()
+
+
 def build_loss(task: str, **opts) -> Callable[[Tensor, Tensor], Tensor]:
-    """The unweighted loss of one task; ``opts`` e.g. ``pos_weight`` for edge."""
-    factory = LOSSES.get(task)
-    try:
-        return factory(**opts)
-    except TypeError as e:
-        raise ConfigError(f"bad option for the {task} loss: {e}") from None
+    """The unweighted loss of one task, built as the task declares; ``opts`` are its
+    ``loss.options.<task>`` (e.g. ``pos_weight`` for edge), unknown ones fail."""
+    return get_task(task).build_loss(opts)
 
 
 class MultiTaskLoss(nn.Module):
     """One loss per task; returns the UNWEIGHTED per-task losses.
 
-    Only tasks present in ``preds`` are computed. A task whose label is
+    ``options`` maps a task to its loss options (the config's ``loss.options``;
+    tasks not listed take their defaults). Only tasks present in ``preds`` are computed. A task whose label is
     missing from ``targets`` gives a zero that is still connected to the
     prediction, so the backward pass and DDP see every parameter.
     """
 
-    def __init__(self, tasks: Iterable[str], edge_pos_weight: float = 0.95) -> None:
+    def __init__(self, tasks: Iterable[str], options: Mapping[str, Mapping[str, Any]] | None = None) -> None:
         super().__init__()
         self.tasks = check_tasks(list(tasks))
-        self.losses = {
-            t: build_loss(t, pos_weight=edge_pos_weight) if t == "edge" else build_loss(t)
-            for t in self.tasks
-        }
+        options = options or {}
+        self.losses = {t: build_loss(t, **options.get(t, {})) for t in self.tasks}
 
     def forward(self, preds: dict[str, Tensor], targets: dict[str, Tensor]) -> dict[str, Tensor]:
         out: dict[str, Tensor] = {}

@@ -15,6 +15,8 @@ The trainer and ``python -m eval`` call :func:`tune_cpu_allocator` when they
 run on the CPU, as do the benchmarks; a notebook or another program may call
 it too. ``TSN_CPU_ALLOCATOR=system`` keeps the
 allocator as it is. Elsewhere than glibc (macOS, musl) it does nothing.
+No kernel choice reads this state (``tsn.nn.ops`` has its own explicit
+setting); :func:`cpu_allocator_tuned` is for logs and benchmark records.
 """
 
 from __future__ import annotations

@@ -2,10 +2,11 @@
 pipeline (load -> joint transforms -> normalise -> label drop) and collation.
 
 A sample is a dict keyed by task plus ``image`` and ``meta``; only the
-requested tasks are present. Label formats follow :mod:`tsn.tasks`; the
-"no label" values are 255 for class maps and for the binary maps (edge, sal:
-the losses and the community treat 255 there as unlabelled) and the zero
-vector / zero for normals / depth.
+requested tasks are present. Label formats and "no label" values follow each
+task's label kind (:mod:`tsn.tasks`): 255 for class maps and for the binary
+maps (edge, sal: the losses and the community treat 255 there as
+unlabelled) and the zero vector / zero for vector fields / scalar maps
+(normals / depth).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from torch.utils.data import Dataset
 
 from tsn.errors import ConfigError
 from tsn.registry import Registry
-from tsn.tasks import IGNORE_INDEX, check_tasks
+from tsn.tasks import check_tasks, get_task
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -46,6 +47,12 @@ class DatasetInfo:
     notes: dict[str, str] = field(default_factory=dict)
 
 
+# Training augmentation presets: "default" (random scale, crop, flip, jitter;
+# pads labels with "no label") and "release" (the TSN release's recipe,
+# tsn/data/release_augment.py; pads labels with 0 as the release does).
+AUGMENTATIONS = ("default", "release")
+
+
 def parse_size(size: Any) -> tuple[int, int] | None:
     if size is None or (isinstance(size, str) and size.lower() in ("original", "native", "none")):
         return None
@@ -62,9 +69,7 @@ def parse_size(size: Any) -> tuple[int, int] | None:
 
 def invalid_label(task: str, like: torch.Tensor) -> torch.Tensor:
     """The all-unlabelled version of a label tensor (same shape and dtype)."""
-    if task in ("semseg", "parts", "edge", "sal"):
-        return torch.full_like(like, IGNORE_INDEX)
-    return torch.zeros_like(like)
+    return get_task(task).label.invalid(like)
 
 
 def drop_indices(n: int, fraction: float, seed: int, task: str) -> frozenset[int]:
@@ -102,6 +107,7 @@ class MultiTaskDataset(Dataset):
         scale_range: tuple[float, float] = (0.5, 2.0),
         jitter: bool = True,
         eval_resize: str = "pad",
+        augmentation: str = "default",
     ) -> None:
         from tsn.data import transforms as T
 
@@ -111,6 +117,12 @@ class MultiTaskDataset(Dataset):
         self.augment = bool(augment)
         if eval_resize not in ("pad", "resize"):
             raise ConfigError(f"eval_resize must be 'pad' or 'resize', got {eval_resize!r}")
+        if augmentation not in AUGMENTATIONS:
+            raise ConfigError(f"unknown augmentation {augmentation!r}; valid: {', '.join(AUGMENTATIONS)}")
+        if transform is None and self.augment and augmentation == "release":
+            from tsn.data.release_augment import SIZE, ReleaseAugment
+
+            transform = ReleaseAugment(self.size or SIZE)
         if transform is None:
             transform = T.default_transform(
                 train=self.augment,
@@ -200,7 +212,8 @@ def build_dataset(name: str, root=None, split: str = "train", tasks=None, size=N
         raise ConfigError(f"dataset {name!r} has no task(s) {', '.join(missing)}; available: {', '.join(info.tasks)}")
     if split not in info.splits:
         raise ConfigError(f"dataset {name!r} has no split {split!r}; valid: {', '.join(info.splits)}")
-    common = ("augment", "label_drop", "label_drop_seed", "transform", "scale_range", "jitter", "eval_resize")
+    common = ("augment", "label_drop", "label_drop_seed", "transform", "scale_range", "jitter", "eval_resize",
+              "augmentation")
     valid = set(common) | set(cls.OPTIONS)
     unknown = sorted(set(options) - valid)
     if unknown:

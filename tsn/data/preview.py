@@ -27,8 +27,7 @@ def grid(dataset, indices, scale: int = 1) -> Image.Image:
     rows = []
     for i in indices:
         s = dataset[i]
-        depth_max = float(s["depth"].max()) if "depth" in s else None
-        tiles = [colorize(c, s[c], depth_max=depth_max) for c in cols]
+        tiles = [colorize(c, s[c]) for c in cols]
         rows.append(np.concatenate([np.pad(t, ((1, 1), (1, 1), (0, 0)), constant_values=255) for t in tiles], 1))
     body = Image.fromarray(np.concatenate(rows, 0))
     if scale > 1:

@@ -4,11 +4,17 @@ Scene ``i`` of split ``s`` is a pure function of ``(seed, s, i, size)``, so
 nothing has to be stored and every run sees the same data; the three splits
 draw from disjoint seed streams. See :mod:`tsn.data.scenes` for the classes,
 the saliency rule and the label conventions.
+
+New tasks plug in with one hook: :data:`SYNTHETIC_LABELS` maps a task name
+(registered in :mod:`tsn.tasks`) to a function of the scene's arrays that
+returns its label; the dataset then offers that task like its own six.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +24,7 @@ import torch
 from tsn.data.base import DATASETS, DatasetInfo, MultiTaskDataset
 from tsn.data.scenes import CLASS_NAMES, PART_NAMES, generate
 from tsn.errors import ConfigError, DataError
-from tsn.tasks import ALL_TASKS
+from tsn.tasks import ALL_TASKS, get_task
 
 SPLIT_CODE = {"train": 0, "val": 1, "test": 2}
 DEFAULT_LENGTH = {"train": 2000, "val": 250, "test": 250}
@@ -30,23 +36,35 @@ def scene_arrays(seed: int, split: str, index: int, size: tuple[int, int]) -> di
     return generate((_DOMAIN, int(seed), SPLIT_CODE[split], int(index)), size[0], size[1])
 
 
+#: The dataset hook for new tasks: name -> fn(scene) -> numpy label ([H,W] or [C,H,W], in the
+#: task's label format). ``scene`` holds ``image`` (float HxWx3 in [0, 1]), ``semseg``,
+#: ``parts``, ``normals`` [3,H,W], ``depth``, ``edge`` and ``sal`` of one scene at its size.
+SYNTHETIC_LABELS: dict[str, Callable[[dict[str, np.ndarray]], np.ndarray]] = {}
+
+
 def to_sample(arr: dict[str, np.ndarray], tasks) -> dict[str, torch.Tensor]:
-    """numpy render -> tensors in the shared sample format (only ``tasks``)."""
+    """numpy render -> tensors in the shared sample format (only ``tasks``), each as its label kind says."""
     out = {"image": torch.from_numpy(np.ascontiguousarray(arr["image"].transpose(2, 0, 1))).float()}
     for t in tasks:
-        a = arr[t]
-        if t in ("semseg", "parts"):
-            out[t] = torch.from_numpy(a.astype(np.int64))
-        elif t in ("edge", "sal", "depth"):
-            out[t] = torch.from_numpy(a.astype(np.float32))[None]
-        else:  # normals
-            out[t] = torch.from_numpy(a.astype(np.float32))
+        a = arr[t] if t in arr else SYNTHETIC_LABELS[t](arr)
+        out[t] = get_task(t).label.to_tensor(a)
     return out
+
+
+class _Info:
+    """``SyntheticScenes.info``: the static facts plus the tasks of :data:`SYNTHETIC_LABELS`."""
+
+    def __init__(self, info: DatasetInfo) -> None:
+        self.base = info
+
+    def __get__(self, obj, cls=None) -> DatasetInfo:
+        extra = tuple(t for t in SYNTHETIC_LABELS if t not in self.base.tasks)
+        return dataclasses.replace(self.base, tasks=self.base.tasks + extra) if extra else self.base
 
 
 @DATASETS.register("synthetic")
 class SyntheticScenes(MultiTaskDataset):
-    info = DatasetInfo(
+    info = _Info(DatasetInfo(
         name="synthetic",
         tasks=ALL_TASKS,
         splits=("train", "val", "test"),
@@ -63,7 +81,7 @@ class SyntheticScenes(MultiTaskDataset):
             "depth": "z-depth in metres; 0 on the sky",
             "edge": "1-px boundaries between instances, on the nearer side",
         },
-    )
+    ))
     OPTIONS = ("length", "seed", "cache")
 
     def __init__(

@@ -4,14 +4,20 @@ They act on the unnormalised sample (``image`` float [3,H,W] in [0,1]; labels
 in their final format) and draw randomness from torch's global generator, so a
 DataLoader worker seed makes them reproducible. Geometry rules:
 
-- images are resampled bilinearly, labels by nearest neighbour (pixel-centre
-  exact), so class ids, unit normals and {0,1} maps stay valid;
-- a horizontal flip mirrors the x axis, so normals' x component changes sign;
-- zooming in by a factor s brings the scene s times closer: depth / s
-  (normals unchanged); a plain resize for evaluation leaves depth alone;
-- padding uses each label's "no label" value (255 for classes, edge and sal;
-  zero for normals and depth; the ImageNet mean for the image, which
-  normalises to zero).
+Every key of the sample that names a registered task is a label, and its
+task (:mod:`tsn.tasks`) decides:
+
+- images are resampled bilinearly, labels as their kind says (all built-in
+  kinds: nearest neighbour, pixel-centre exact, so class ids, unit normals
+  and {0,1} maps stay valid);
+- a horizontal flip mirrors the x axis, and the kind changes what points
+  along x (normals' x component changes sign);
+- zooming in by a factor s brings the scene s times closer: the label is
+  multiplied by s ** ``task.zoom_power`` (depth / s, normals unchanged); a
+  plain resize for evaluation leaves values alone;
+- padding uses each label kind's "no label" value (255 for class and binary
+  maps; zero for vector fields and scalar maps; the ImageNet mean for the
+  image, which normalises to zero).
 """
 
 from __future__ import annotations
@@ -23,9 +29,11 @@ import torch
 import torch.nn.functional as F
 
 from tsn.data.base import IMAGENET_MEAN
+from tsn.tasks import get_task, is_label
 
-LABEL_KEYS = ("edge", "semseg", "parts", "normals", "sal", "depth")
-PAD_VALUE = {"semseg": 255, "parts": 255, "edge": 255.0, "sal": 255.0, "normals": 0.0, "depth": 0.0}
+
+def _labels(sample) -> list[str]:
+    return [k for k in sample if is_label(k)]
 
 
 def _rand() -> float:
@@ -40,13 +48,14 @@ def _hw(sample) -> tuple[int, int]:
     return tuple(sample["image"].shape[-2:])
 
 
-def _resize_label(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+def _resize_label(x: torch.Tensor, size: tuple[int, int], mode: str = "nearest") -> torch.Tensor:
     if tuple(x.shape[-2:]) == tuple(size):
         return x
+    kw = {"mode": "nearest-exact"} if mode == "nearest" else {"mode": mode, "align_corners": False}
     if x.dim() == 2:  # class map [H,W]
-        y = F.interpolate(x[None, None].float(), size=size, mode="nearest-exact")[0, 0]
+        y = F.interpolate(x[None, None].float(), size=size, **kw)[0, 0]
         return y.to(x.dtype)
-    return F.interpolate(x[None], size=size, mode="nearest-exact")[0]
+    return F.interpolate(x[None], size=size, **kw)[0]
 
 
 def _resize_image(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -57,14 +66,16 @@ def _resize_image(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 
 def resize(sample: dict[str, Any], size: tuple[int, int], depth_scale: float = 1.0) -> dict[str, Any]:
-    """Resample image and labels to ``size``; depth is divided by ``depth_scale``."""
+    """Resample image and labels to ``size``; a zoom by ``depth_scale`` scales each label
+    by ``depth_scale ** task.zoom_power`` (depth is divided by it)."""
     out = dict(sample)
     out["image"] = _resize_image(sample["image"], size)
-    for k in LABEL_KEYS:
-        if k in sample:
-            out[k] = _resize_label(sample[k], size)
-    if "depth" in out and depth_scale != 1.0:
-        out["depth"] = out["depth"] / depth_scale
+    for k in _labels(sample):
+        task = get_task(k)
+        out[k] = _resize_label(sample[k], size, task.label.resize_mode)
+        p = task.zoom_power
+        if p and depth_scale != 1.0:  # divide for p < 0: depth / s bit for bit as it always was
+            out[k] = out[k] / depth_scale**-p if p < 0 else out[k] * depth_scale**p
     return out
 
 
@@ -79,32 +90,27 @@ def pad(sample: dict[str, Any], size: tuple[int, int]) -> dict[str, Any]:
     canvas = torch.tensor(IMAGENET_MEAN, dtype=img.dtype).view(3, 1, 1).expand(3, h + ph, w + pw).clone()
     canvas[:, :h, :w] = img
     out["image"] = canvas
-    for k in LABEL_KEYS:
-        if k in sample:
-            x = sample[k]
-            y = torch.full((*x.shape[:-2], h + ph, w + pw), PAD_VALUE[k], dtype=x.dtype)
-            y[..., :h, :w] = x
-            out[k] = y
+    for k in _labels(sample):
+        x = sample[k]
+        y = torch.full((*x.shape[:-2], h + ph, w + pw), get_task(k).label.pad_value, dtype=x.dtype)
+        y[..., :h, :w] = x
+        out[k] = y
     return out
 
 
 def crop(sample: dict[str, Any], top: int, left: int, size: tuple[int, int]) -> dict[str, Any]:
     out = dict(sample)
-    for k in ("image", *LABEL_KEYS):
-        if k in sample:
-            out[k] = sample[k][..., top : top + size[0], left : left + size[1]]
+    for k in ("image", *_labels(sample)):
+        out[k] = sample[k][..., top : top + size[0], left : left + size[1]]
     return out
 
 
 def hflip(sample: dict[str, Any]) -> dict[str, Any]:
+    """Mirror left-right; each label by its kind's rule (normals' x changes sign)."""
     out = dict(sample)
-    for k in ("image", *LABEL_KEYS):
-        if k in sample:
-            out[k] = sample[k].flip(-1)
-    if "normals" in out:
-        n = out["normals"].clone()
-        n[0] = -n[0]
-        out["normals"] = n
+    out["image"] = sample["image"].flip(-1)
+    for k in _labels(sample):
+        out[k] = get_task(k).label.hflip(sample[k])
     return out
 
 

@@ -1,9 +1,9 @@
 """Colour any label map or prediction as a uint8 HxWx3 picture.
 
-Used by the preview and by evaluation's saved predictions, so labels and
-outputs of the same task always look the same: class maps use the VOC
-palette (255 = cream), binary maps grey (255 = dark red), normals the usual
-(n+1)/2 RGB code (invalid = black), depth a magma ramp (invalid = black).
+Used by the preview, TensorBoard and evaluation's saved predictions, so labels
+and outputs of the same task always look the same: each task draws itself
+(its label kind's picture, see :mod:`tsn.tasks.draw`: class maps in the VOC
+palette, binary maps grey, normals the (n+1)/2 RGB code, depth a magma ramp).
 """
 
 from __future__ import annotations
@@ -12,25 +12,9 @@ import numpy as np
 import torch
 
 from tsn.data.base import IMAGENET_MEAN, IMAGENET_STD
-
-IGNORE_RGB = {"class": (224, 224, 192), "binary": (120, 0, 0)}
-
-
-def voc_palette(n: int = 256) -> np.ndarray:
-    """The PASCAL VOC colour map (bit-interleaved), so class ids look familiar."""
-    pal = np.zeros((n, 3), np.uint8)
-    for i in range(n):
-        c, r, g, b = i, 0, 0, 0
-        for j in range(8):
-            r |= ((c >> 0) & 1) << (7 - j)
-            g |= ((c >> 1) & 1) << (7 - j)
-            b |= ((c >> 2) & 1) << (7 - j)
-            c >>= 3
-        pal[i] = (r, g, b)
-    return pal
-
-
-_PALETTE = voc_palette()
+from tsn.errors import ConfigError
+from tsn.tasks import get_task
+from tsn.tasks.draw import IGNORE_RGB, voc_palette  # noqa: F401  (re-exported)
 
 
 def _np(x) -> np.ndarray:
@@ -46,46 +30,18 @@ def denormalize(image) -> np.ndarray:
     return (np.clip(x, 0, 1).transpose(1, 2, 0) * 255 + 0.5).astype(np.uint8)
 
 
-def _depth_ramp(d: np.ndarray, vmax: float | None) -> np.ndarray:
-    from matplotlib import colormaps
-
-    valid = d > 0
-    vmax = vmax or (float(d[valid].max()) if valid.any() else 1.0)
-    rgb = colormaps["magma"](np.clip(d / max(vmax, 1e-6), 0, 1))[..., :3]
-    rgb = (rgb * 255 + 0.5).astype(np.uint8)
-    rgb[~valid] = 0
-    return rgb
-
-
-def colorize(task: str, x, normalized: bool = True, depth_max: float | None = None) -> np.ndarray:
-    """Picture of one sample's ``task`` map: a label or a raw prediction (logits are argmaxed)."""
-    a = _np(x)
+def colorize(task: str, x, normalized: bool = True, vmax: float | None = None, prediction: bool = False,
+             depth_max: float | None = None) -> np.ndarray:
+    """Picture of one sample's ``task`` map: a label, or with ``prediction`` a raw network output
+    (logits are argmaxed / squashed). ``vmax`` fixes the scale of regression maps (e.g. the
+    label's, so a prediction is drawn beside it on the same ramp); ``depth_max`` is its old name."""
     if task == "image":
+        a = _np(x)
         if normalized:
             return denormalize(a)
         return (np.clip(a.transpose(1, 2, 0), 0, 1) * 255 + 0.5).astype(np.uint8)
-    if task in ("semseg", "parts"):
-        if a.ndim == 3 and a.shape[0] > 1:  # logits
-            a = a.argmax(0)
-        a = a.reshape(a.shape[-2:]).astype(np.int64)
-        rgb = _PALETTE[np.clip(a, 0, 255)]
-        rgb[a == 255] = IGNORE_RGB["class"]
-        return rgb
-    if task in ("edge", "sal"):
-        a = a.reshape(a.shape[-2:]).astype(np.float32)
-        ignore = a == 255
-        g = (np.clip(np.where(ignore, 0, a), 0, 1) * 255 + 0.5).astype(np.uint8)
-        rgb = np.repeat(g[..., None], 3, -1)
-        rgb[ignore] = IGNORE_RGB["binary"]
-        return rgb
-    if task == "normals":
-        n = a.astype(np.float32)
-        norm = np.sqrt((n**2).sum(0))
-        valid = norm > 1e-6
-        n = n / np.maximum(norm, 1e-6)
-        rgb = ((n.transpose(1, 2, 0) + 1) / 2 * 255 + 0.5).clip(0, 255).astype(np.uint8)
-        rgb[~valid] = 0
-        return rgb
-    if task == "depth":
-        return _depth_ramp(a.reshape(a.shape[-2:]).astype(np.float32), depth_max)
-    raise ValueError(f"no colouring for task {task!r}")
+    try:
+        spec = get_task(task)
+    except ConfigError:
+        raise ValueError(f"no colouring for task {task!r}") from None
+    return spec.draw(_np(x), prediction=prediction, vmax=vmax if vmax is not None else depth_max)

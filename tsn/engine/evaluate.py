@@ -1,6 +1,13 @@
 """Evaluation loop: all tasks per batch (stacked decoding), streaming
 metrics reduced across processes, optional per-batch callback (prediction
-images)."""
+images) and per-image callback (predictions at the original size).
+
+Metrics see every image on its real pixels at its real size: where the
+evaluation transform padded or resized the image (``meta["valid"]``,
+``meta["geometry"]``), each prediction is brought back to the original
+image by :func:`tsn.engine.geometry.restore` and scored one image at a time
+(the metric states are additive, so this equals one batched update).
+Losses are still computed on the network-size batch."""
 
 from __future__ import annotations
 
@@ -11,6 +18,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
+from tsn.engine.geometry import needs_restore, restore
 from tsn.metrics import MultiTaskMetrics
 
 
@@ -51,7 +59,10 @@ def evaluate(
     channels_last: bool = False,
     progress: bool = False,
     on_batch: Callable[[dict, dict[str, Tensor]], None] | None = None,
+    on_image: Callable[[dict, dict[str, Tensor]], None] | None = None,
 ) -> EvalResult:
+    """``on_image(meta, preds)`` gets each image's network-size predictions
+    ([C,h,w] per task) with its ``meta``, e.g. to export them at the original size."""
     from tqdm import tqdm
 
     was_training = model.training
@@ -64,7 +75,10 @@ def evaluate(
         with autocast(device, amp):
             preds = model(batch["image"], tasks=tasks)
         preds = {t: p.float() for t, p in preds.items()}
-        metrics.update(preds, batch)
+        score(metrics, preds, batch)
+        if on_image is not None:
+            for i, meta in enumerate(batch["meta"]):
+                on_image(meta, {t: p[i] for t, p in preds.items()})
         if criterion is not None:
             bs = batch["image"].shape[0]
             for t, v in criterion(preds, {t: batch[t] for t in tasks if t in batch}).items():
@@ -84,3 +98,20 @@ def evaluate(
         losses = {t: float(v / n.clamp_min(1)) for t, v in loss_sum.items()}
     model.train(was_training)
     return EvalResult(metrics.compute(), losses)
+
+
+def score(metrics: MultiTaskMetrics, preds: dict[str, Tensor], batch: dict) -> None:
+    """Update ``metrics`` with one batch, each image at its original size."""
+    metas = batch.get("meta") or []
+    if not any(needs_restore(m) for m in metas):
+        metrics.update(preds, batch)
+        return
+    for i, meta in enumerate(metas):
+        p_i, t_i = {}, {}
+        for t, p in preds.items():
+            if t not in batch:
+                continue
+            p_r, t_r = restore(t, p[i], batch[t][i], meta)
+            p_i[t] = p_r.unsqueeze(0).cpu()
+            t_i[t] = t_r.unsqueeze(0).cpu()
+        metrics.update(p_i, t_i)

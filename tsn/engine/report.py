@@ -1,26 +1,16 @@
-"""Plain-text tables of results for the console."""
+"""Plain-text tables of results for the console (each task says which metrics it shows)."""
 
 from __future__ import annotations
 
 from tsn.metrics import higher_is_better
 from tsn.tasks import get_task
 
-# metrics shown per task in the console table (all of them go to metrics.json)
-SHOWN = {
-    "edge": ["odsF", "oisF", "AP"],
-    "semseg": ["mIoU", "pixAcc"],
-    "parts": ["mIoU"],
-    "normals": ["mean", "median", "rmse", "11.25", "22.5", "30"],
-    "sal": ["mIoU", "maxF", "maxF_b"],
-    "depth": ["rmse", "log_rmse", "abs_rel"],
-}
-
 
 def results_table(results: dict[str, dict[str, float]], before: dict[str, dict[str, float]] | None = None) -> str:
     """One row per (task, metric); with ``before``, the untrained model beside it."""
     rows = [("task", "metric", "value") + (("untrained", "better") if before else ())]
     for task, metrics in results.items():
-        keys = [k for k in SHOWN.get(task, []) if k in metrics] or [get_task(task).headline]
+        keys = [k for k in get_task(task).shown_metrics() if k in metrics] or [get_task(task).headline]
         for k in keys:
             if k not in metrics:
                 continue

@@ -45,6 +45,7 @@ from tsn.metrics import MultiTaskMetrics, delta_m, higher_is_better
 from tsn.models import build_model
 from tsn.models.params import parameter_report
 from tsn.models.registry import task_channels_for
+from tsn.nn.ops import set_fast_kernels
 from tsn.runtime import cpu_allocator_tuned, tune_cpu_allocator
 from tsn.tasks import get_task
 from tsn.weighting import build_weighting
@@ -64,15 +65,13 @@ def resolve_device(name: str) -> torch.device:
 
 
 def metric_options(cfg: Config, edge_thresholds: int | None = None) -> dict[str, Any]:
+    """Each task's metric arguments from ``eval.options.<task>`` and the dataset's facts, for
+    ``MultiTaskMetrics(tasks, **metric_options(cfg))``. A truthy second argument (callers pass
+    ``cfg.eval.val_edge_thresholds``) selects the tasks' coarser training-time validation
+    options (edge: ``val_thresholds``)."""
     info = dataset_info(cfg.data.name)
-    opts: dict[str, Any] = {
-        "num_classes": {t: c for t, c in info.num_classes.items() if t in cfg.data.tasks},
-        "edge_max_dist": cfg.eval.edge_max_dist or info.edge_max_dist,
-        "sal_headline": cfg.eval.sal_headline,
-    }
-    if "edge" in cfg.data.tasks:
-        opts["thresholds"] = edge_thresholds or cfg.eval.edge_thresholds
-    return opts
+    validation = bool(edge_thresholds)
+    return {"options": {t: get_task(t).metric_kwargs(cfg.eval.options.get(t), info, validation) for t in cfg.data.tasks}}
 
 
 def load_reference(path: str | None) -> dict[str, dict[str, float]] | None:
@@ -124,6 +123,7 @@ class Trainer:
         torch.manual_seed(cfg.train.seed)
         if cfg.train.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
+        set_fast_kernels(cfg.train.fast_kernels)  # the explicit kernel choice (tsn/nn/ops.py), process-wide like the above
 
         self.train_ds, self.sampler, self.loader = build_data(cfg, cfg.data.train_split, True, self.dist.rank, self.dist.world_size)
         self.val_ds, _, self.val_loader = build_data(cfg, cfg.data.val_split, False, self.dist.rank, self.dist.world_size)
@@ -131,9 +131,12 @@ class Trainer:
         self.model = build_model(cfg.model, task_channels_for(self.tasks, cfg.data.name)).to(self.device)
         if cfg.train.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.criterion = DeepSupervisionLoss(MultiTaskLoss(self.tasks, edge_pos_weight=cfg.loss.edge_pos_weight))
+        self.criterion = DeepSupervisionLoss(MultiTaskLoss(self.tasks, cfg.loss.options))
         self.loss_weights = {t: w for t, w in cfg.loss.weights.items() if t in self.tasks}
         self.weighting = build_weighting(cfg.loss.weighting, self.tasks, self.loss_weights, **cfg.loss.weighting_options).to(self.device)
+        if self.weighting.requires_all_tasks and cfg.train.sampling != "all" and len(self.tasks) > 1:
+            raise ConfigError(f"loss.weighting {cfg.loss.weighting!r} combines every task's gradient in one step; "
+                              f"train.sampling {cfg.train.sampling!r} trains one task per step; use train.sampling=all")
         self.optimizer = build_optimizer(cfg.optim, self.model, self.weighting.param_groups(cfg.optim.weighting_lr))
         self.segments_per_epoch = len(self.tasks) if cfg.train.sampling == "paper" else 1
         self.schedule = Schedule(cfg.optim, self.optimizer, self.segments_per_epoch * self.sampler.num_batches(), cfg.train.epochs)
@@ -221,7 +224,8 @@ class Trainer:
         self.log.info(
             f"{cfg.model.name} on {cfg.data.name} ({', '.join(self.tasks)}): {n_params['params'] / 1e6:.2f}M parameters, "
             f"{len(self.train_ds)} train / {len(self.val_ds)} val samples, sampling={cfg.train.sampling}, "
-            f"weighting={cfg.loss.weighting}, device={self.device}, processes={self.dist.world_size}"
+            f"weighting={cfg.loss.weighting}, device={self.device}, processes={self.dist.world_size}, "
+            f"fast_kernels={cfg.train.fast_kernels}"
             + (f", {torch.get_num_threads()} threads, channels_last={cfg.train.channels_last}, "
                f"allocator={'tuned' if cpu_allocator_tuned() else 'system'}" if self.device.type == "cpu" else ""))
         if cfg.train.eval_at_start and not self.history:
@@ -281,10 +285,8 @@ class Trainer:
             raise TrainingError(
                 f"non-finite {t} loss ({float(v.detach())}) at step {self.step + 1} (epoch {self.epoch + 1}); "
                 f"stopped; last good checkpoint: {last if last and last.is_file() else 'none yet'}")
-        shared = self.model.gradnorm_parameters() if cfg.loss.weighting == "gradnorm" else None
-        total, weights = self.weighting(losses, shared)
         self.optimizer.zero_grad(set_to_none=True)
-        total.backward()
+        total, weights = self.weighting.backward(losses, self.model)
         if cfg.optim.clip_grad:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.optim.clip_grad)
         self.optimizer.step()

@@ -1,8 +1,11 @@
 """Streaming evaluation metrics per task, and the multi-task measure delta_m.
 
-``build_metric(task, **opts)`` builds one metric; ``MultiTaskMetrics(tasks,
-**opts)`` holds one per task. Options are shared by name across tasks and each
-metric takes the ones its constructor knows (``num_classes``, ``ignore_index``,
+``build_metric(task, **opts)`` builds the metric the task declares
+(:mod:`tsn.tasks`); ``MultiTaskMetrics(tasks, options=None, **opts)`` holds one
+per task: ``options`` gives each task its own keyword arguments (what
+``metric_options(cfg)`` builds from ``eval.options.<task>``); the flat ``opts``
+are shared by name across tasks and each metric takes the ones its constructor
+knows (``num_classes``, ``ignore_index``,
 ``absent_class``, ``bin_deg``, ``sal_headline``, ``edge_max_dist``,
 ``thresholds``, ``nms``, ``thin``, ``thin_gt``, ``quantize``, ``workers``);
 an option no metric knows is a :class:`~tsn.errors.ConfigError`.
@@ -15,7 +18,8 @@ reference (MATLAB / ASTMT / MTL-PyTorch) evaluation.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from torch import Tensor
 
@@ -27,20 +31,22 @@ from tsn.metrics import saliency as _saliency  # noqa: F401
 from tsn.metrics import segmentation as _segmentation  # noqa: F401
 from tsn.metrics.base import METRICS, Metric
 from tsn.metrics.multitask import HEADLINE, delta_m, higher_is_better
-from tsn.tasks import check_tasks
+from tsn.tasks import check_tasks, get_task, task_names
 
 
-def _accepted(cls: type) -> set[str]:
-    return {p for p in inspect.signature(cls.__init__).parameters if p != "self"}
+def _accepted(cls) -> set[str]:
+    fn = cls.__init__ if isinstance(cls, type) else cls
+    return {p for p in inspect.signature(fn).parameters if p != "self"}
 
 
 def _known_options() -> set[str]:
-    return set().union(*(_accepted(METRICS.get(n)) for n in METRICS.names()))
+    builders = {get_task(t).metric_builder() for t in task_names()} | {METRICS.get(n) for n in METRICS.names()}
+    return set().union(*(_accepted(b) for b in builders))
 
 
 def build_metric(task: str, **opts) -> Metric:
     """A fresh metric for ``task``; options meant for other tasks are ignored."""
-    cls = METRICS.get(task)
+    cls = get_task(task).metric_builder()
     unknown = sorted(set(opts) - _known_options())
     if unknown:
         raise ConfigError(
@@ -55,9 +61,10 @@ def build_metric(task: str, **opts) -> Metric:
 class MultiTaskMetrics:
     """One streaming metric per task, updated from prediction / label dicts."""
 
-    def __init__(self, tasks: Iterable[str], **opts) -> None:
+    def __init__(self, tasks: Iterable[str], options: Mapping[str, Mapping[str, Any]] | None = None, **opts) -> None:
         self.tasks = check_tasks(list(tasks))
-        self.metrics: dict[str, Metric] = {t: build_metric(t, **opts) for t in self.tasks}
+        options = options or {}
+        self.metrics: dict[str, Metric] = {t: build_metric(t, **{**opts, **options.get(t, {})}) for t in self.tasks}
 
     def update(self, preds: dict[str, Tensor], targets: dict[str, Tensor]) -> None:
         """Update every task that has both a prediction and a label in this batch."""

@@ -17,8 +17,10 @@ community runs through MATLAB (SEISM):
   match costs its distance (<= r); matching therefore always wins and the
   assignment is, in effect, a maximum-cardinality matching of minimum total
   distance. The counts (the only thing precision/recall use) are its
-  cardinality, which :func:`match_count` gets exactly with Hopcroft-Karp
-  (``scipy.sparse.csgraph.maximum_bipartite_matching``).
+  cardinality, which :func:`match_count` gets exactly with our own
+  Hopcroft-Karp (:func:`maximum_matching`, dead ends marked, so polynomial
+  on every graph; scipy's ``maximum_bipartite_matching`` is exponential on
+  layered graphs, gh-26147).
   :func:`match_pixels` returns the pairs of a minimum-cost maximum matching
   (``linear_sum_assignment`` per connected component of the candidate
   graph); tests check both give the same counts.
@@ -38,7 +40,7 @@ from functools import lru_cache
 import numpy as np
 from scipy import ndimage, sparse
 from scipy.optimize import linear_sum_assignment
-from scipy.sparse.csgraph import connected_components, maximum_bipartite_matching
+from scipy.sparse.csgraph import connected_components
 
 # ----------------------------------------------------------------------------------
 # thinning (bwmorph 'thin', Inf)
@@ -194,26 +196,150 @@ class _GroundTruth:
         self.ids[ys + self.R, xs + self.R] = np.arange(self.n)
 
     def candidates(self, pys: np.ndarray, pxs: np.ndarray):
-        """(pred index, gt index, distance) of every pair within the radius."""
+        """(pred index, gt index, distance) of every pair within the radius, pred-major."""
         dy, dx, dist = _disc(self.radius)
-        nb = self.ids[pys[:, None] + self.R + dy[None, :], pxs[:, None] + self.R + dx[None, :]]
-        pi, k = np.nonzero(nb >= 0)
-        return pi, nb[pi, k], dist[k]
+        pi_all, gi_all, d_all = [], [], []
+        step = max(1, (1 << 20) // max(1, dy.size))  # bound the [n, disc] temporary to ~8 MiB
+        for a in range(0, pys.size, step):
+            y, x = pys[a : a + step], pxs[a : a + step]
+            nb = self.ids[y[:, None] + self.R + dy[None, :], x[:, None] + self.R + dx[None, :]]
+            pi, k = np.nonzero(nb >= 0)
+            pi_all.append(pi + a)
+            gi_all.append(nb[pi, k])
+            d_all.append(dist[k])
+        if not pi_all:
+            z = np.zeros(0, np.int64)
+            return z, z, np.zeros(0)
+        return np.concatenate(pi_all), np.concatenate(gi_all), np.concatenate(d_all)
+
+    def graph(self, pys: np.ndarray, pxs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """CSR (indptr, indices) of the candidate graph: row i = predicted pixel i."""
+        pi, gi, _ = self.candidates(pys, pxs)
+        indptr = np.zeros(pys.size + 1, np.int64)
+        np.cumsum(np.bincount(pi, minlength=pys.size), out=indptr[1:])
+        return indptr, gi.astype(np.int64)
+
+
+# Hopcroft-Karp. scipy.sparse.csgraph.maximum_bipartite_matching never marks a
+# vertex whose depth-first subtree failed (scipy gh-26147), so on the layered
+# graphs of two nearby parallel boundaries it re-expands the same subtrees
+# exponentially often (a 375x500 map against itself shifted by 5 px at 5.43 px
+# did not finish in 900 s). Here a vertex whose search fails is marked dead
+# (dist = INF) for the rest of the phase, so every phase is O(E) and the whole
+# matching O(E sqrt(V)). Compiled with numba when it is installed (a declared
+# dependency); the same code runs as plain Python otherwise, only slower.
+try:  # pragma: no cover - exercised by whichever environment runs the tests
+    from numba import njit as _njit
+
+    def _compiled(f):
+        return _njit(cache=True, nogil=True)(f)
+
+    HAVE_NUMBA = True
+except ImportError:  # pragma: no cover
+    HAVE_NUMBA = False
+
+    def _compiled(f):
+        return f
+
+
+@_compiled
+def _hopcroft_karp(indptr, indices, active, match_l, match_r):
+    """Grow ``match_l`` / ``match_r`` (-1 = free) to a maximum matching; return its size.
+
+    Only ``active`` left vertices take part (an inactive one must be free).
+    Any valid starting matching is accepted (a warm start from the previous
+    threshold); the result is maximum regardless.
+    """
+    nl = indptr.shape[0] - 1
+    INF = nl + 2
+    dist = np.empty(nl, np.int64)
+    queue = np.empty(nl, np.int64)
+    it = np.empty(nl, np.int64)
+    stack = np.empty(nl + 1, np.int64)
+    while True:
+        qt = 0
+        for u in range(nl):
+            if active[u] and match_l[u] < 0 and indptr[u + 1] > indptr[u]:
+                dist[u] = 0
+                queue[qt] = u
+                qt += 1
+            else:
+                dist[u] = INF
+        limit = INF
+        qh = 0
+        while qh < qt:  # BFS layers up to the shortest augmenting length
+            u = queue[qh]
+            qh += 1
+            if dist[u] + 1 >= limit:
+                break
+            for e in range(indptr[u], indptr[u + 1]):
+                w = match_r[indices[e]]
+                if w < 0:
+                    limit = dist[u] + 1
+                elif dist[w] == INF:
+                    dist[w] = dist[u] + 1
+                    queue[qt] = w
+                    qt += 1
+        if limit == INF:
+            break
+        for u0 in range(nl):  # DFS along the layers, dead ends marked
+            if dist[u0] != 0 or match_l[u0] >= 0:
+                continue
+            sp = 0
+            stack[0] = u0
+            it[u0] = indptr[u0]
+            found = False
+            while sp >= 0:
+                x = stack[sp]
+                if it[x] == indptr[x + 1]:
+                    dist[x] = INF  # dead end: never expanded again in this phase
+                    sp -= 1
+                    if sp >= 0:
+                        it[stack[sp]] += 1
+                    continue
+                w = match_r[indices[it[x]]]
+                if w < 0:
+                    if dist[x] + 1 == limit:
+                        found = True
+                        break
+                    it[x] += 1
+                elif dist[w] == dist[x] + 1 and dist[w] < limit:
+                    sp += 1
+                    stack[sp] = w
+                    it[w] = indptr[w]
+                else:
+                    it[x] += 1
+            if found:
+                for k in range(sp + 1):
+                    x = stack[k]
+                    v = indices[it[x]]
+                    match_l[x] = v
+                    match_r[v] = x
+                    dist[x] = INF  # used: vertex-disjoint paths within a phase
+    n = 0
+    for u in range(nl):
+        if match_l[u] >= 0:
+            n += 1
+    return n
+
+
+def maximum_matching(indptr: np.ndarray, indices: np.ndarray, n_right: int,
+                     active: np.ndarray | None = None) -> np.ndarray:
+    """``match_l`` of a maximum matching of a CSR bipartite graph (-1 = unmatched)."""
+    nl = indptr.size - 1
+    match_l = np.full(nl, -1, np.int64)
+    match_r = np.full(n_right, -1, np.int64)
+    act = np.ones(nl, np.bool_) if active is None else np.ascontiguousarray(active, np.bool_)
+    _hopcroft_karp(np.ascontiguousarray(indptr, np.int64), np.ascontiguousarray(indices, np.int64), act,
+                   match_l, match_r)
+    return match_l
 
 
 def _count(pys: np.ndarray, pxs: np.ndarray, gt: _GroundTruth) -> int:
     if pys.size == 0 or gt.n == 0:
         return 0
-    pi, gi, _ = gt.candidates(pys, pxs)
-    if pi.size == 0:
-        return 0
-    rows, pi = np.unique(pi, return_inverse=True)  # only matchable pixels enter the graph
-    cols, gi = np.unique(gi, return_inverse=True)
-    graph = sparse.csr_matrix(
-        (np.ones(pi.size, np.int8), (pi, gi)), shape=(rows.size, cols.size)
-    )
-    match = maximum_bipartite_matching(graph, perm_type="column")
-    return int((match >= 0).sum())
+    indptr, indices = gt.graph(pys, pxs)
+    return int((maximum_matching(indptr, indices, gt.n) >= 0).sum())
 
 
 def match_count(pred: np.ndarray, gt: np.ndarray, radius: float) -> int:
@@ -228,7 +354,8 @@ def match_pixels(pred: np.ndarray, gt: np.ndarray, radius: float) -> tuple[np.nd
     Returns ``pairs`` [K, 4] as (pred_y, pred_x, gt_y, gt_x) and the total
     distance. Solved exactly per connected component of the candidate graph
     with ``linear_sum_assignment`` (a cost of ``big`` marks a non-edge; ``big``
-    exceeds any sum of real distances, so cardinality comes first).
+    exceeds any sum of real distances, so cardinality comes first). Dense per
+    component: for tests and small maps, not for the benchmark.
     """
     pys, pxs = np.nonzero(pred)
     gys, gxs = np.nonzero(gt)

@@ -12,33 +12,31 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from tsn.errors import ConfigError
-from tsn.tasks import TASKS
+from tsn.tasks import TASKS, get_task
+
+
+class _Headlines(Mapping[str, str]):
+    """Task -> headline metric, read from the task registry (so it includes tasks registered later)."""
+
+    def __getitem__(self, task: str) -> str:
+        if task not in TASKS:
+            raise KeyError(task)
+        return TASKS[task].headline
+
+    def __iter__(self):
+        return iter(TASKS.ordered())
+
+    def __len__(self) -> int:
+        return len(TASKS.ordered())
+
 
 #: The paper's metric per task: edge odsF, semseg/parts/sal mIoU, normals mean, depth rmse.
-HEADLINE: dict[str, str] = {t: spec.headline for t, spec in TASKS.items()}
-
-_LOWER_IS_BETTER = {
-    "normals": {"mean", "median", "rmse"},
-    "depth": {"rmse", "log_rmse", "abs_rel"},
-}
-_HIGHER_IS_BETTER = {
-    "edge": {"odsF", "oisF", "AP", "odsP", "odsR"},
-    "semseg": {"mIoU", "pixAcc"},
-    "parts": {"mIoU", "pixAcc"},
-    "normals": {"11.25", "22.5", "30"},
-    "sal": {"mIoU", "maxF", "mIoU_a", "maxF_a", "mIoU_b", "maxF_b"},
-}
+HEADLINE: Mapping[str, str] = _Headlines()
 
 
 def higher_is_better(task: str, metric: str) -> bool:
-    """Direction of a metric; per-class keys such as ``IoU_3`` count as higher-better."""
-    if task in TASKS and metric == TASKS[task].headline:
-        return TASKS[task].higher_is_better
-    if metric in _LOWER_IS_BETTER.get(task, ()):
-        return False
-    if metric in _HIGHER_IS_BETTER.get(task, ()) or metric.startswith("IoU_"):
-        return True
-    raise ConfigError(f"no known direction for metric {metric!r} of task {task!r}")
+    """Direction of a metric as its task declares it (per-class keys such as ``IoU_3`` included)."""
+    return get_task(task).direction(metric)
 
 
 def delta_m(

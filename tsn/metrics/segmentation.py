@@ -22,7 +22,7 @@ from torch import Tensor
 
 from tsn.errors import ConfigError
 from tsn.metrics.base import METRICS, Metric, as_labels, check_same_size
-from tsn.tasks import IGNORE_INDEX, TASKS
+from tsn.tasks import IGNORE_INDEX, get_task
 
 
 class SegmentationMetric(Metric):
@@ -36,7 +36,7 @@ class SegmentationMetric(Metric):
     ) -> None:
         if absent_class not in ("skip", "zero"):
             raise ConfigError(f"absent_class must be 'skip' or 'zero', got {absent_class!r}")
-        self.num_classes = int(num_classes or TASKS[self.task].channels)
+        self.num_classes = int(num_classes or get_task(self.task).channels)
         self.ignore_index = ignore_index
         self.absent_class = absent_class
         super().__init__()

@@ -3,43 +3,21 @@
 They share one signature, ``norm(x, cond)``, so one decoder class serves
 TSN (AdaIN from the task latent), the task-specific IN/BN baselines
 (per-task affine tables) and the plain decoders (affine IN, no condition).
+The instance norms are ``tsn.nn.ops``'s (reference or fast paths by the
+explicit ``set_fast_kernels`` setting).
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from tsn.nn.condition import Condition
 from tsn.nn.equal_lr import EqualLinear
+from tsn.nn.ops import instance_norm, instance_norm_affine
 from tsn.registry import Registry
 
 NORMS: Registry = Registry("normalisation")
-
-
-def instance_norm_affine(x: Tensor, gamma: Tensor, beta: Tensor, eps: float = 1e-5) -> Tensor:
-    """Instance norm, then a per-row, per-channel affine: ``gamma * IN(x) + beta``
-    with ``gamma``/``beta`` of shape [N, C].
-
-    For a contiguous (NCHW) map the rows are folded into the channel axis,
-    [N, C, H, W] -> [1, N*C, H, W], so ONE group_norm kernel normalises and
-    applies the affine: measured 2.7x faster (forward + backward) than
-    group_norm followed by addcmul on CPU, equal to 2e-6. On CPU a
-    channels-last map takes the same path through an NCHW copy and back:
-    still 1.4-1.7x faster than the two kernels on the channels-last map
-    ([80, 16, 128, 128]: 116 -> 70 ms). On CUDA a channels-last map keeps the
-    two-kernel path (the copies are unmeasured there)."""
-    n, c, h, w = x.shape
-    if h * w == 1:
-        return beta.reshape(n, c, 1, 1).expand_as(x) + 0 * x
-    contiguous = x.is_contiguous()
-    if not contiguous and x.is_cuda:
-        return torch.addcmul(beta[:, :, None, None], F.group_norm(x, c, eps=eps), gamma[:, :, None, None])
-    y = F.group_norm(x.contiguous().view(1, n * c, h, w), n * c, gamma.reshape(-1), beta.reshape(-1), eps).view(n, c, h, w)
-    if contiguous or not x.is_contiguous(memory_format=torch.channels_last):
-        return y
-    return y.contiguous(memory_format=torch.channels_last)  # the next convolution expects it
 
 
 @NORMS.register("adain")
@@ -97,13 +75,7 @@ class AffineIN(nn.Module):
         self.norm = nn.InstanceNorm2d(channels, affine=True)
 
     def forward(self, x: Tensor, cond: Condition | None = None) -> Tensor:
-        # = InstanceNorm2d(affine, no running stats) through the fused group_norm
-        # kernel (about 2x faster than instance_norm on CPU); on CUDA the plain
-        # group_norm call is the path that was measured there
-        if x.is_cuda and x.shape[-1] * x.shape[-2] > 1:
-            return F.group_norm(x, x.shape[1], self.norm.weight, self.norm.bias, self.norm.eps)
-        n = x.shape[0]
-        return instance_norm_affine(x, self.norm.weight.expand(n, -1), self.norm.bias.expand(n, -1), self.norm.eps)
+        return instance_norm(x, self.norm.weight, self.norm.bias, self.norm.eps)
 
 
 @NORMS.register("bn")

@@ -23,14 +23,22 @@ class Weighting(nn.Module):
 
     Trainer protocol, per step::
 
-        total, weights = weighting(losses, shared_params)   # losses: subset allowed
-        total.backward(); optimizer.step(); weighting.after_step()
+        optimizer.zero_grad()
+        total, weights = weighting.backward(losses, model)   # losses: subset allowed
+        optimizer.step(); weighting.after_step()
 
-    and ``weighting.epoch_end(mean_losses)`` once per epoch.  Learned weighting
+    and ``weighting.epoch_end(mean_losses)`` once per epoch.  ``backward`` is
+    the one place a method sees the model, so methods that combine per-task
+    gradients (GradNorm; PCGrad, MGDA later) override it and the trainer
+    never switches on a weighting's name.  Such a method sets
+    ``requires_all_tasks = True``: it needs every task's loss in one step, so
+    the trainer refuses one-task-per-step sampling (``paper``, ``random``).  Learned weighting
     parameters go into their own optimizer group without weight decay
     (:meth:`param_groups`), because decaying a log-variance or a GradNorm
     weight towards 0 would bias the balance the method is meant to learn.
     """
+
+    requires_all_tasks: bool = False
 
     def __init__(self, tasks: list[str], weights: dict[str, float] | None = None) -> None:
         super().__init__()
@@ -50,6 +58,17 @@ class Weighting(nn.Module):
         curves have the same keys every step.
         """
         raise NotImplementedError
+
+    def backward(self, losses: dict[str, Tensor], model: nn.Module) -> tuple[Tensor, dict[str, float]]:
+        """Combine the step's losses, put the gradients in ``.grad``; return (total, weights).
+
+        Default: the weighted sum of :meth:`forward`, then ``total.backward()``.
+        ``model`` is the bare model (not a DDP wrapper): methods read layers
+        from it (e.g. ``model.gradnorm_parameters()``).
+        """
+        total, weights = self(losses)
+        total.backward()
+        return total, weights
 
     def epoch_end(self, mean_losses: dict[str, float]) -> None:
         """Called once per epoch with the epoch's average training loss per task."""

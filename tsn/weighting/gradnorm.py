@@ -51,7 +51,12 @@ class GradNormWeighting(Weighting):
     loss at the first update step (kept in a buffer, so resumes keep it).
     In :meth:`after_step` the weights are clamped to >= 1e-6 (so
     G_t = |w_t| ||grad L_t|| still holds) and rescaled to sum to K.
+
+    Sets ``requires_all_tasks``: under one-task-per-step sampling it would
+    never update, so the trainer refuses that combination.
     """
+
+    requires_all_tasks = True
 
     def __init__(
         self,
@@ -126,6 +131,12 @@ class GradNormWeighting(Weighting):
         gn = (g_w - target).abs().sum()
         self.last_gradnorm_loss = float(gn.detach())
         return total + (gn - gn.detach()), reported
+
+    def backward(self, losses: dict[str, Tensor], model: nn.Module) -> tuple[Tensor, dict[str, float]]:
+        """The balanced total with ``model.gradnorm_parameters()`` as W, backpropagated."""
+        total, weights = self(losses, model.gradnorm_parameters())
+        total.backward()
+        return total, weights
 
     @torch.no_grad()
     def after_step(self) -> None:
