@@ -58,11 +58,7 @@ def make_step(model, cfg, method: str, batch: dict, tasks: list[str], device: to
             preds = model(batch["image"], tasks=tasks)
         losses = crit({t: p.float() for t, p in preds.items()}, {t: batch[t] for t in tasks})
         opt.zero_grad(set_to_none=True)
-        if hasattr(weighting, "backward") and getattr(weighting, "requires_all_tasks", False):
-            weighting.backward(losses, model)
-        else:  # fixed: the trainer's plain path
-            total, _ = weighting(losses)
-            total.backward()
+        weighting.backward(losses, model)  # the trainer's call (fixed: the weighted sum, then backward)
         opt.step()
 
     return step

@@ -186,3 +186,27 @@ def test_weighting_benchmark_runs_and_reports_ratios_against_fixed(tmp_path, cap
     assert rows["pcgrad"]["time_ratio"] == rows["pcgrad"]["step_ms"] / rows["fixed"]["step_ms"]
     assert all(r["peak_mem_mb"] > 0 for r in rows.values())
     assert "| pcgrad |" in capsys.readouterr().out
+
+
+def _tiny(weighting: str, sampling: str = "all") -> dict:
+    return {
+        "data": {"name": "synthetic", "tasks": ["edge", "semseg", "normals"], "size": 32,
+                 "options": {"length": {"train": 4, "val": 2, "test": 2}}},
+        "model": {"name": "tsn", "encoder_width": 8, "skip_widths": [8, 8, 8, 16, 16], "up_widths": [16, 16, 8, 8, 8],
+                  "code": {"dim": 12}, "embedding": {"n_fc": 2}},
+        "loss": {"weighting": weighting},
+        "optim": {"lr": 1e-3, "schedule": "none"},
+        "train": {"epochs": 1, "batch_size": 4, "images_every_val": 0, "sampling": sampling},
+        "eval": {"batch_size": 2, "edge_thresholds": 3, "val_edge_thresholds": 3},
+    }
+
+
+@pytest.mark.parametrize("name", ["upgrad", "nash_mtl"])
+def test_trains_through_the_trainer_and_refuses_one_task_sampling(tmp_path, name):
+    from tsn.config import load_config
+    from tsn.engine.trainer import Trainer
+
+    res = Trainer(load_config(data=_tiny(name)), tmp_path, quiet=True).fit()
+    assert res["steps"] == 1 and set(res["val"]) == {"edge", "semseg", "normals"}
+    with pytest.raises(ConfigError, match="use train.sampling=all"):
+        Trainer(load_config(data=_tiny(name, "paper")), tmp_path / "p", quiet=True)
