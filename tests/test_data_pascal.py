@@ -173,3 +173,22 @@ def test_clear_errors(root, tmp_path):
         build_dataset("pascal", root=root, split="val", tasks=["semseg"])  # sal not needed
     finally:
         (root / "sal_distill" / "moved.png").rename(root / "sal_distill" / f"{IDS[1]}.png")
+
+
+def test_edge_label_seism_is_thin_seg2bmap_of_the_label_map(root):
+    """``edge_label=seism``: SEISM's ground truth (one-sided seg2bmap, thinned),
+    for scoring as the paper's benchmark does; the default stays the Laplacian."""
+    from scipy import io as sio
+
+    from tsn.metrics.boundary import thin
+    from tsn.metrics.edge_protocols import seg2bmap
+
+    lap = build_dataset("pascal", root=root.parent, split="train", size="original", tasks=["edge"])[0]["edge"][0]
+    ds = build_dataset("pascal", root=root.parent, split="train", size="original", tasks=["edge"], edge_label="seism")
+    s = ds[0]
+    lm = sio.loadmat(str(root / "pascal-context" / "trainval" / f"{IDS[0]}.mat"))["LabelMap"]
+    exp = thin(seg2bmap(lm)).astype(np.float32)
+    assert torch.equal(s["edge"][0], torch.from_numpy(exp)) and exp.sum() > 0
+    assert not torch.equal(lap, s["edge"][0])  # the two conventions differ (two-sided vs one-sided)
+    with pytest.raises(ConfigError, match="edge_label: 'canny' is not valid; valid: laplacian, seism"):
+        build_dataset("pascal", root=root.parent, split="train", tasks=["edge"], edge_label="canny")

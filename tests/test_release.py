@@ -386,3 +386,39 @@ def test_exported_edge_pngs_score_as_the_in_pipeline_evaluation(tmp_path, capsys
     assert cfg.eval.geometry == "release" and 0 < inline["odsF"] < 100 and counts[:, 3].min() < counts[:, 3].max()
     for key in ("odsF", "oisF", "AP"):
         assert inline[key] == pytest.approx(100.0 * ref[key], abs=1e-9), key
+
+
+def test_eval_edges_on_exported_pngs_gives_the_in_pipeline_seism_numbers(tmp_path, capsys):
+    """The issue's check, through the command lines: export the release
+    geometry's edge PNGs, score them with ``python -m eval edges --protocol
+    seism`` against the context .mat files, and get the in-pipeline odsF /
+    oisF / AP of the same protocol when the pipeline scores SEISM's ground truth
+    (``data.options.edge_label=seism``: thin(seg2bmap(LabelMap)))."""
+    import numpy as np
+    from scipy import io as sio
+
+    from eval.__main__ import main
+
+    root = _fake_pascal(tmp_path / "PASCAL_MT")
+    gt = root / "pascal-context" / "trainval"
+    gt.mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    for i in ("2008_000001", "2008_000002"):
+        lm = np.ones((40, 50), np.int32)
+        lm[rng.integers(5, 35):, :] = 2
+        lm[:, rng.integers(5, 45):] = 3
+        sio.savemat(gt / f"{i}.mat", {"LabelMap": lm})
+    sd = release_state("single_task", "edge", seed=7)
+    sd["conv_last.0.bias"] = torch.tensor([-2.0])
+    assert main(["import-release", str(_save(tmp_path / "e.pth", sd)), "--kind", "single_task", "--task", "edge",
+                 "--out", str(tmp_path / "run"), "--set", f"data.root={root}", "--set", "data.size=64"]) == 0
+    capsys.readouterr()
+    assert main([str(tmp_path / "run"), "--set", "eval.options.edge.protocol=seism", "--set",
+                 "data.options.edge_label=seism", "--export", str(tmp_path / "exp"), "--json"]) == 0
+    inline = json.loads(capsys.readouterr().out)["results"]["edge"]
+    assert main(["edges", str(tmp_path / "exp" / "edge"), "--gt", str(gt), "--protocol", "seism",
+                 "--max-dist", "0.0075", "--json"]) == 0
+    folder = json.loads(capsys.readouterr().out)
+    assert folder["images"] == 1 or folder["images"] == 2
+    for key in ("odsF", "oisF", "AP"):
+        assert folder[key] == pytest.approx(inline[key], abs=1e-6), key

@@ -41,7 +41,7 @@ from tsn.data.disk import (
     unit_normals,
 )
 from tsn.data.imageops import label_map_edges
-from tsn.errors import DataError
+from tsn.errors import ConfigError, DataError
 
 URL = "https://data.vision.ee.ethz.ch/kmaninis/share/MTL/PASCAL_MT.tgz"
 LAYOUT = (
@@ -141,8 +141,21 @@ class PascalContext(MultiTaskDataset):
         notes={"layout": LAYOUT, "normals": "kept on NORMAL_CLASSES only; unit length"},
     )
 
-    def __init__(self, root=None, split="train", tasks=info.tasks, size=(512, 512), **common: Any) -> None:
+    OPTIONS = ("edge_label",)
+    EDGE_LABELS = ("laplacian", "seism")
+
+    @classmethod
+    def check_options(cls, options: dict, where: str) -> None:
+        if "edge_label" in options and options["edge_label"] not in cls.EDGE_LABELS:
+            raise ConfigError(f"{where}.edge_label: {options['edge_label']!r} is not valid; valid: {', '.join(cls.EDGE_LABELS)}")
+
+    def __init__(self, root=None, split="train", tasks=info.tasks, size=(512, 512), edge_label: str = "laplacian",
+                 **common: Any) -> None:
         super().__init__(split, tasks, size, **common)
+        self.check_options({"edge_label": edge_label}, "pascal")
+        # laplacian: the community's training label (thinned non-zero Laplacian of the
+        # LabelMap); seism: SEISM's ground truth, thin(seg2bmap(LabelMap)), for paper-exact scoring
+        self.edge_label = edge_label
         self.root = find_root(root, "pascal", "PASCAL_MT", "JPEGImages", LAYOUT, URL)
         r = self.root
         self.ids = read_split(r / "ImageSets" / "Context" / f"{split}.txt", "pascal", LAYOUT)
@@ -176,7 +189,13 @@ class PascalContext(MultiTaskDataset):
             label_map = load_label_map(p["context"])
             check_shape(label_map, hw, p["context"])
         if "edge" in self.tasks:
-            sample["edge"] = map_tensor(label_map_edges(label_map))
+            if self.edge_label == "seism":
+                from tsn.metrics.boundary import thin
+                from tsn.metrics.edge_protocols import seg2bmap
+
+                sample["edge"] = map_tensor(thin(seg2bmap(label_map)).astype(np.float32))
+            else:
+                sample["edge"] = map_tensor(label_map_edges(label_map))
         if "semseg" in self.tasks:
             seg = read_png(p["semseg"])
             check_shape(seg, hw, p["semseg"])
