@@ -96,4 +96,4 @@ def test_best_pt_eval_and_metrics_json_name_the_same_epoch(tmp_path, capsys):
     assert torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=False)["epoch"] == 3
     capsys.readouterr()
     assert eval_main([str(tmp_path)]) == 0
-    assert f"best.pt (epoch {res['best_epoch']})" in capsys.readouterr().out
+    assert f"best.pt (best epoch {res['best_epoch']})" in capsys.readouterr().out

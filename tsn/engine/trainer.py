@@ -55,6 +55,7 @@ from tsn.errors import CheckpointError, ConfigError, TSNError
 from tsn.io import atomic_write_json, atomic_write_text
 from tsn.metrics import delta_m, higher_is_better
 from tsn.models import build_model
+from tsn.nn.ops import set_fast_kernels
 from tsn.models.params import parameter_report
 from tsn.models.registry import task_channels_for
 from tsn.runtime import cpu_allocator_tuned, tune_cpu_allocator
@@ -179,6 +180,7 @@ class Trainer:
         torch.manual_seed(cfg.train.seed)
         if cfg.train.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
+        set_fast_kernels(cfg.train.fast_kernels)  # the explicit kernel choice (tsn/nn/ops.py), process-wide like the above
 
         self.train_ds, self.sampler, self.loader = build_data(cfg, cfg.data.train_split, True, self.dist.rank, self.dist.world_size)
         self.val_ds, _, self.val_loader = build_data(cfg, cfg.data.val_split, False, self.dist.rank, self.dist.world_size)
@@ -377,7 +379,8 @@ class Trainer:
         self.log.info(
             f"{cfg.model.name} on {cfg.data.name} ({', '.join(self.tasks)}): {n_params['params'] / 1e6:.2f}M parameters, "
             f"{len(self.train_ds)} train / {len(self.val_ds)} val samples, sampling={cfg.train.sampling}, "
-            f"weighting={cfg.loss.weighting}, device={self.device}, processes={self.dist.world_size}"
+            f"weighting={cfg.loss.weighting}, device={self.device}, processes={self.dist.world_size}, "
+            f"fast_kernels={cfg.train.fast_kernels}"
             + (f", {torch.get_num_threads()} threads, channels_last={cfg.train.channels_last}, "
                f"allocator={'tuned' if cpu_allocator_tuned() else 'system'}" if self.device.type == "cpu" else ""))
         self._call("before_train")
