@@ -51,28 +51,28 @@ def _instance_norm_affine(x: Tensor, gamma: Tensor, beta: Tensor, eps: float = 1
     return (x - mean) * torch.rsqrt(var + eps) * gamma[:, :, None, None] + beta[:, :, None, None]
 
 
-def _upsample(x: Tensor, size: Sequence[int]) -> Tensor:
-    if tuple(x.shape[-2:]) == tuple(size):
-        return x
-    return F.interpolate(x, size=size, mode="bilinear", align_corners=True)
-
-
-def _pointwise_conv(conv: nn.Conv2d, x: Tensor) -> Tensor:
-    return conv(x)
+def _instance_norm(x: Tensor, weight: Tensor, bias: Tensor, eps: float = 1e-5) -> Tensor:
+    """``nn.InstanceNorm2d(affine=True)`` the same way, without the reference's
+    branch on a 1x1 map (a trace would freeze it at the traced size)."""
+    n = x.shape[0]
+    return _instance_norm_affine(x, weight.expand(n, -1), bias.expand(n, -1), eps)
 
 
 @contextlib.contextmanager
 def export_mode() -> Iterator[None]:
-    """Within: the decoder and the norms use plain, exportable operations."""
-    import tsn.models.decoders as dec
-    import tsn.nn.norms as norms
+    """Within: the reference kernels (``tsn.nn.ops.fast_kernels(False)``), with the
+    affine instance norm written as means and variances, which every exporter
+    and ONNX Runtime accept (no N*C-group ``group_norm``)."""
+    from tsn.nn import ops
 
-    saved = (norms.instance_norm_affine, dec.upsample, dec.pointwise_conv)
-    norms.instance_norm_affine, dec.upsample, dec.pointwise_conv = _instance_norm_affine, _upsample, _pointwise_conv
+    saved = ops.instance_norm_affine_reference, ops.instance_norm_reference
+    ops.instance_norm_affine_reference = _instance_norm_affine
+    ops.instance_norm_reference = _instance_norm
     try:
-        yield
+        with ops.fast_kernels(False):
+            yield
     finally:
-        norms.instance_norm_affine, dec.upsample, dec.pointwise_conv = saved
+        ops.instance_norm_affine_reference, ops.instance_norm_reference = saved
 
 
 def _condition(task_indices: list[int], x: Tensor, latents: Tensor | None = None):
