@@ -12,7 +12,7 @@ from importlib import metadata
 
 #: The project's runtime and test dependencies, in the order printed.
 PACKAGES = ("torch", "torchvision", "numpy", "scipy", "pyyaml", "pillow", "matplotlib", "tensorboard", "tqdm",
-            "pytest", "scikit-image")
+            "numba", "torchjd", "pytest", "scikit-image", "onnx", "onnxruntime")
 
 
 def versions() -> dict[str, str]:
