@@ -18,6 +18,7 @@ from typing import Any
 import torch
 import yaml
 
+from tsn.engine.factory import resolve_device
 from tsn.errors import CheckpointError, ConfigError
 
 
@@ -81,27 +82,12 @@ def load_run_checkpoint(path: str | Path, device: str | torch.device = "cpu", ov
     model.input_size = parse_size(cfg.data.size)
     geometry = getattr(cfg.eval, "geometry", None) or cfg.data.options.get("eval_resize", "pad")
     model.input_geometry = "resize" if geometry == "release" else geometry
-    dev = resolve_device(device)
+    dev = resolve_device(device, "device", types=("cpu", "cuda", "mps"))  # inference also runs on mps
     if dev.type == "cpu":
         from tsn.runtime import tune_cpu_allocator
 
         tune_cpu_allocator()
     return cfg, model.to(dev).eval(), ckpt
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``auto``: CUDA when available, else CPU; a CUDA device that is not there is a one-line error."""
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise ConfigError(f"unknown device {device!r}; use cpu, cuda, cuda:N or auto") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r} asked for but no CUDA device is available; use cpu or auto")
-    return dev
 
 
 def load_run(path: str | Path, device: str | torch.device = "cpu", overrides: list[str] | None = None):

@@ -22,8 +22,10 @@ from tsn.tasks import get_task
 from tsn.errors import ConfigError
 
 
-def resolve_device(name: str | torch.device) -> torch.device:
-    """``auto``: CUDA when available, else CPU; an unknown or absent device is a one-line error."""
+def resolve_device(name: str | torch.device, where: str = "train.device",
+                   types: tuple[str, ...] = ("cpu", "cuda")) -> torch.device:
+    """``auto``: CUDA when available, else CPU; an unknown device, one whose type is
+    not in ``types``, or an absent CUDA device is a one-line error naming ``where``."""
     if isinstance(name, torch.device):
         return name
     if name == "auto":
@@ -31,11 +33,11 @@ def resolve_device(name: str | torch.device) -> torch.device:
     try:
         dev = torch.device(name)
     except (RuntimeError, TypeError):
-        raise ConfigError(f"train.device: unknown device {name!r}; use cpu, cuda, cuda:N or auto") from None
-    if dev.type not in ("cpu", "cuda"):
-        raise ConfigError(f"train.device: {name!r} is not supported; use cpu, cuda, cuda:N or auto")
+        raise ConfigError(f"{where}: unknown device {name!r}; use cpu, cuda, cuda:N or auto") from None
+    if dev.type not in types:
+        raise ConfigError(f"{where}: {name!r} is not supported; use cpu, cuda, cuda:N or auto")
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"train.device is {name!r} but no CUDA device is available; use cpu or auto")
+        raise ConfigError(f"{where} is {name!r} but no CUDA device is available; use cpu or auto")
     return dev
 
 
