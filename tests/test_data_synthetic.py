@@ -168,3 +168,35 @@ def test_augmented_training_samples_keep_size_and_formats():
 def test_generate_any_size():
     a = generate((1, 2, 3), 24, 40)
     assert a["image"].shape == (24, 40, 3) and a["semseg"].shape == (24, 40)
+
+
+def test_subject_framing_brings_people_and_objects_close():
+    """``subject`` (default) puts a foreground subject in most scenes; ``room`` keeps them far."""
+    def stats(framing):
+        person, nearest = [], []
+        for i in range(30):
+            a = scene_arrays(5, "val", i, (48, 48), framing)
+            person.append((a["semseg"] == PERSON).mean())
+            obj = a["instances"] >= N_ROOM
+            nearest.append(a["depth"][obj].min() if obj.any() else np.inf)
+        return np.array(person), np.array(nearest)
+
+    p_sub, n_sub = stats("subject")
+    p_room, n_room = stats("room")
+    assert np.mean(p_sub > 0) >= 0.6 and np.median(p_sub) > 2 * np.median(p_room)
+    assert np.median(n_sub) < np.median(n_room)
+    assert np.array_equal(scene_arrays(5, "val", 3, (48, 48))["semseg"], scene_arrays(5, "val", 3, (48, 48), "subject")["semseg"])
+
+
+def test_framing_option_is_checked_and_keys_the_cache(tmp_path):
+    from tsn.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"framing must be one of subject, room, got 'closeup'") as e:
+        build_dataset("synthetic", split="val", size=32, length=2, framing="closeup")
+    assert "\n" not in str(e.value)
+    with pytest.raises(ValueError, match="framing must be one of"):
+        generate((1, 2), 16, 16, framing="portrait")
+    for framing in ("subject", "room"):
+        build_dataset("synthetic", split="val", size=32, length=1, framing=framing, cache=str(tmp_path))[0]
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["synthetic-val-seed0-32x32", "synthetic-val-seed0-32x32-subject"]  # old caches are "room"

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from tsn.data.base import DATASETS, DatasetInfo, MultiTaskDataset
-from tsn.data.scenes import CLASS_NAMES, PART_NAMES, generate
+from tsn.data.scenes import CLASS_NAMES, FRAMINGS, PART_NAMES, generate
 from tsn.errors import ConfigError, DataError
 from tsn.tasks import ALL_TASKS, get_task
 
@@ -31,9 +31,11 @@ DEFAULT_LENGTH = {"train": 2000, "val": 250, "test": 250}
 _DOMAIN = 0x75E  # keeps these seed streams apart from any other use of the same seed
 
 
-def scene_arrays(seed: int, split: str, index: int, size: tuple[int, int]) -> dict[str, np.ndarray]:
+def scene_arrays(
+    seed: int, split: str, index: int, size: tuple[int, int], framing: str = "subject"
+) -> dict[str, np.ndarray]:
     """The raw numpy render of one scene (all tasks plus ``instances``)."""
-    return generate((_DOMAIN, int(seed), SPLIT_CODE[split], int(index)), size[0], size[1])
+    return generate((_DOMAIN, int(seed), SPLIT_CODE[split], int(index)), size[0], size[1], framing)
 
 
 #: The dataset hook for new tasks: name -> fn(scene) -> numpy label ([H,W] or [C,H,W], in the
@@ -81,12 +83,13 @@ class SyntheticScenes(MultiTaskDataset):
             "edge": "1-px boundaries between instances, on the nearer side",
         },
     ))
-    OPTIONS = ("length", "seed", "cache")
+    OPTIONS = ("length", "seed", "cache", "framing")
 
     @classmethod
     def check_options(cls, options: dict, where: str) -> None:
         """``length``: samples per split, an int or {split: int}, each >= 1 (an
-        empty split would train or validate on nothing); ``seed`` an int."""
+        empty split would train or validate on nothing); ``seed`` an int;
+        ``framing`` one of :data:`tsn.data.scenes.FRAMINGS`."""
         length = options.get("length")
         items = length.items() if isinstance(length, dict) else ([] if length is None else [(None, length)])
         for split, n in items:
@@ -98,6 +101,9 @@ class SyntheticScenes(MultiTaskDataset):
         seed = options.get("seed", 0)
         if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
             raise ConfigError(f"{where}.seed must be an integer >= 0, got {seed!r}")
+        framing = options.get("framing", "subject")
+        if framing not in FRAMINGS:
+            raise ConfigError(f"{where}.framing must be one of {', '.join(FRAMINGS)}, got {framing!r}")
 
     def __init__(
         self,
@@ -108,6 +114,7 @@ class SyntheticScenes(MultiTaskDataset):
         length: int | dict[str, int] | None = None,
         seed: int = 0,
         cache: bool | str | os.PathLike = False,
+        framing: str = "subject",
         scale_range=(0.75, 1.5),
         **common: Any,
     ) -> None:
@@ -119,6 +126,9 @@ class SyntheticScenes(MultiTaskDataset):
         if self.length < 0:
             raise ConfigError(f"length must be >= 0, got {self.length}")
         self.seed = int(seed)
+        if framing not in FRAMINGS:
+            raise ConfigError(f"framing must be one of {', '.join(FRAMINGS)}, got {framing!r}")
+        self.framing = framing
         self._memory: dict[int, dict[str, np.ndarray]] | None = None
         self._disk: Path | None = None
         if cache is True or cache == "memory":
@@ -129,7 +139,8 @@ class SyntheticScenes(MultiTaskDataset):
                     raise ConfigError("cache='disk' needs root= (the cache folder), or pass the folder as cache=")
                 cache = root
             h, w = self.size
-            self._disk = Path(cache) / f"synthetic-{split}-seed{self.seed}-{h}x{w}"
+            tag = "" if framing == "room" else f"-{framing}"  # caches written before framing existed are "room"
+            self._disk = Path(cache) / f"synthetic-{split}-seed{self.seed}-{h}x{w}{tag}"
             self._disk.mkdir(parents=True, exist_ok=True)
 
     def native_size(self):
@@ -149,7 +160,7 @@ class SyntheticScenes(MultiTaskDataset):
             except (OSError, ValueError) as e:
                 raise DataError(f"unreadable cache file {path} ({e}); delete it to regenerate") from None
         else:
-            arr = scene_arrays(self.seed, self.split, index, self.size)
+            arr = scene_arrays(self.seed, self.split, index, self.size, self.framing)
             arr = {  # compact but exact storage
                 "image": arr["image"],
                 "semseg": arr["semseg"].astype(np.uint8),
