@@ -233,7 +233,7 @@ def _place_parts(parts, pos, yaw):
 #: person in half of the scenes, so that people and the salient object cover a realistic share
 #: of the image as in PASCAL-Context (where people are often large); ``room`` is the earlier
 #: generator, with every object drawn at 1.6-6.5 m, where a visible person covered a median 4% of
-#: a 64x64 image and a head under one pixel (parts could not be learned at CPU scale).
+#: a 64x64 image and its head 12 pixels (52 with ``subject``; ``benchmarks/scene_stats.py``).
 FRAMINGS = ("subject", "room")
 SUBJECT_PROB = 0.85  # scenes with a foreground subject
 SUBJECT_PERSON_PROB = 0.6  # of those, the subject is a person
