@@ -30,6 +30,7 @@ from typing import Any
 import torch
 
 from tsn.errors import ConfigError
+from tsn.runs import run_dir
 
 #: ``--set`` keys that cannot change the numbers (they do not enter the record's name)
 NEUTRAL_KEYS = ("data.root", "data.num_workers", "eval.batch_size", "eval.workers", "train.device")
@@ -56,39 +57,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def load_run(path: str | Path, overrides: list[str] | None = None, device: str = "auto"):
     """(config, model on device, checkpoint) from a run directory or checkpoint file."""
-    try:
-        from tsn.runs import load_run_checkpoint
-    except ImportError:  # tsn.load_run not there yet
-        return _load_run(path, overrides, device)
+    from tsn.runs import load_run_checkpoint
+
     return load_run_checkpoint(path, device, overrides)
 
 
-def _load_run(path, overrides, device):
-    from tsn.config import apply_overrides, load_config
-    from tsn.engine.checkpoint import load_checkpoint, load_model_state
-    from tsn.engine.trainer import resolve_device
-    from tsn.models import build_model
-    from tsn.runtime import tune_cpu_allocator
-
-    ckpt = load_checkpoint(path)
-    if "config" not in ckpt:
-        raise ConfigError(f"{ckpt['path']} holds no config; it was not written by python -m train")
-    cfg = load_config(data=apply_overrides(ckpt["config"], list(overrides or [])))
-    cfg.model.pretrained = False  # the checkpoint holds the weights
-    dev = resolve_device(device)
-    if dev.type == "cpu":
-        tune_cpu_allocator()
-    model = build_model(cfg.model, ckpt.get("tasks") or {})
-    load_model_state(model, ckpt)
-    return cfg, model.to(dev).eval(), ckpt
-
-
 # ---------------------------------------------------------------- the record
-
-
-def run_dir_of(checkpoint: str | Path) -> Path:
-    p = Path(checkpoint)
-    return p.parent.parent if p.parent.name == "checkpoints" else p.parent
 
 
 def file_sha1(path: str | Path) -> str:
@@ -175,7 +149,7 @@ def main(args: argparse.Namespace) -> dict:
     if args.record:
         out_json = Path(args.record)
     else:
-        out_json = run_dir_of(ckpt_path) / "evals" / record_name(args.split, tasks, model_tasks, protocol, ckpt_path, sha)
+        out_json = run_dir(Path(ckpt_path)) / "evals" / record_name(args.split, tasks, model_tasks, protocol, ckpt_path, sha)
     exporter = Exporter(Path(args.export), tasks) if args.export else None  # refuses a used folder before any work
 
     ds, _, loader = build_data(cfg, split, train=False)

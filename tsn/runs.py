@@ -22,7 +22,8 @@ from tsn.engine.factory import resolve_device
 from tsn.errors import CheckpointError, ConfigError
 
 
-def _run_dir(checkpoint: Path) -> Path:
+def run_dir(checkpoint: Path) -> Path:
+    """The run directory a checkpoint file belongs to (``RUN/checkpoints/x.pt`` or ``RUN/x.pt``)."""
     return checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
 
 
@@ -58,7 +59,7 @@ def load_run_checkpoint(path: str | Path, device: str | torch.device = "cpu", ov
 
     ckpt = load_checkpoint(path)
     ckpt_path = Path(ckpt["path"])
-    yaml_path = _run_dir(ckpt_path) / "config.yaml"
+    yaml_path = run_dir(ckpt_path) / "config.yaml"
     saved = ckpt.get("config")
     if Path(path).is_dir() and yaml_path.is_file():
         data = _read_yaml(yaml_path)
@@ -99,4 +100,4 @@ def load_run(path: str | Path, device: str | torch.device = "cpu", overrides: li
     return model, cfg
 
 
-__all__ = ["load_run", "load_run_checkpoint", "resolve_device"]
+__all__ = ["load_run", "load_run_checkpoint", "resolve_device", "run_dir"]
