@@ -38,6 +38,11 @@ def scene_arrays(
     return generate((_DOMAIN, int(seed), SPLIT_CODE[split], int(index)), size[0], size[1], framing)
 
 
+def _check_framing(framing: Any, name: str) -> None:
+    if framing not in FRAMINGS:
+        raise ConfigError(f"{name} must be one of {', '.join(FRAMINGS)}, got {framing!r}")
+
+
 #: The dataset hook for new tasks: name -> fn(scene) -> numpy label ([H,W] or [C,H,W], in the
 #: task's label format). ``scene`` holds ``image`` (float HxWx3 in [0, 1]), ``semseg``,
 #: ``parts``, ``normals`` [3,H,W], ``depth``, ``edge`` and ``sal`` of one scene at its size.
@@ -101,9 +106,7 @@ class SyntheticScenes(MultiTaskDataset):
         seed = options.get("seed", 0)
         if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
             raise ConfigError(f"{where}.seed must be an integer >= 0, got {seed!r}")
-        framing = options.get("framing", "subject")
-        if framing not in FRAMINGS:
-            raise ConfigError(f"{where}.framing must be one of {', '.join(FRAMINGS)}, got {framing!r}")
+        _check_framing(options.get("framing", "subject"), f"{where}.framing")
 
     def __init__(
         self,
@@ -126,8 +129,7 @@ class SyntheticScenes(MultiTaskDataset):
         if self.length < 0:
             raise ConfigError(f"length must be >= 0, got {self.length}")
         self.seed = int(seed)
-        if framing not in FRAMINGS:
-            raise ConfigError(f"framing must be one of {', '.join(FRAMINGS)}, got {framing!r}")
+        _check_framing(framing, "framing")
         self.framing = framing
         self._memory: dict[int, dict[str, np.ndarray]] | None = None
         self._disk: Path | None = None
