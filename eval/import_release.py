@@ -4,7 +4,9 @@ Converts one of the authors' released PASCAL-Context checkpoints
 (``{"model_state": ...}``, see ``tsn/release.py``) into a run directory of
 this project (``config.yaml``, ``checkpoints/best.pt``,
 ``release_import.json``) that ``python -m eval RUN_DIR`` evaluates with the
-release's test geometry. ``--set data.root=...`` is stored in its config.
+release's test geometry, ``python -m train --resume`` fine-tunes (fresh
+optimizer; the imported weights kept as ``checkpoints/release.pt``) and
+``python -m train.add_task`` reads. ``--set data.root=...`` is stored in its config.
 """
 
 from __future__ import annotations

@@ -423,3 +423,47 @@ def test_eval_edges_on_exported_pngs_gives_the_in_pipeline_seism_numbers(tmp_pat
     assert folder["images"] == 1 or folder["images"] == 2
     for key in ("odsF", "oisF", "AP"):
         assert folder[key] == pytest.approx(inline[key], abs=1e-6), key
+
+
+# ---------------------------------------------------------------- continuing from the release's weights
+
+
+def test_train_resume_fine_tunes_an_imported_run_and_keeps_the_release_weights(tmp_path, capsys):
+    """The release ships no optimizer state: ``train --resume`` starts the
+    optimizer fresh from the imported weights, and best.pt (replaced by
+    training) is first kept as release.pt, byte for byte."""
+    from eval.__main__ import main as eval_main
+    from train.__main__ import main as train_main
+    from tsn.engine.checkpoint import load_checkpoint
+
+    root = _fake_pascal(tmp_path / "PASCAL_MT")
+    run = tmp_path / "run"
+    assert eval_main(["import-release", str(_save(tmp_path / "s.pth", release_state("single_task", "semseg", seed=3))),
+                      "--kind", "single_task", "--task", "semseg", "--out", str(run),
+                      "--set", f"data.root={root}", "--set", "data.size=64"]) == 0
+    imported = (run / "checkpoints" / "best.pt").read_bytes()
+    assert train_main(["--resume", "--out", str(run), "--set", "train.epochs=1", "--set", "train.batch_size=2",
+                       "--set", "data.num_workers=0", "--quiet"]) == 0
+    assert (run / "checkpoints" / "release.pt").read_bytes() == imported
+    assert "fine-tuning the imported release weights" in (run / "log.txt").read_text()
+    record = json.loads((run / "metrics.json").read_text())
+    assert [h["epoch"] for h in record["history"]][-1] == 1 and record["steps"] >= 1
+    # the weights moved from the release's (the optimizer stepped), and the release's stay in release.pt
+    tuned, kept = load_checkpoint(run / "checkpoints" / "last.pt")["model"], load_checkpoint(run / "checkpoints" / "release.pt")["model"]
+    assert any(not torch.equal(tuned[k], kept[k]) for k in kept if kept[k].is_floating_point())
+    assert (run / "release_import.json").is_file()
+    capsys.readouterr()
+
+
+def test_add_task_accepts_an_imported_tsn_and_names_what_it_can_add(tmp_path):
+    """The release's TSN holds all five PASCAL-Context tasks, so add_task
+    reads the imported run and then says there is nothing on PASCAL to add."""
+    from train.add_task import add_task
+
+    run = tmp_path / "run"
+    import_release(_save(tmp_path / "t.pth", release_state("tsn")), "tsn", run)
+    with pytest.raises(ConfigError, match=r"already has 'semseg'"):
+        add_task(run, "semseg", tmp_path / "new", device="cpu", log=lambda *a: None)
+    with pytest.raises(ConfigError, match=r"dataset 'pascal' has no 'depth'; it has edge, semseg, parts, normals, sal"):
+        add_task(run, "depth", tmp_path / "new", device="cpu", log=lambda *a: None)
+    assert not (tmp_path / "new").exists()

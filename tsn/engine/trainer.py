@@ -52,7 +52,7 @@ from tsn.engine.logger import RunLogger
 from tsn.engine.optim import Schedule, build_optimizer
 from tsn.engine.sampling import _mix
 from tsn.errors import CheckpointError, ConfigError, TSNError
-from tsn.io import atomic_write_json, atomic_write_text
+from tsn.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from tsn.metrics import delta_m, higher_is_better
 from tsn.models import build_model
 from tsn.nn.ops import set_fast_kernels
@@ -288,6 +288,10 @@ class Trainer:
         if self.out is None:
             raise CheckpointError("--resume needs a run directory (--out)")
         path = self.out / "checkpoints" / "last.pt"
+        imported = self.out / "checkpoints" / "best.pt"
+        if not path.is_file() and imported.is_file() and load_checkpoint(imported).get("release"):
+            self._start_from_import(imported)
+            return
         if not path.is_file():
             raise CheckpointError(f"nothing to resume: {path} does not exist")
         ckpt = load_checkpoint(path)
@@ -301,6 +305,17 @@ class Trainer:
         for line in changes:
             self.log.info(line)
         self.log.info(f"resumed from {path} at epoch {self.epoch + 1}, step {self.step}")
+
+    def _start_from_import(self, best: Path) -> None:
+        """``--resume`` on a run made by ``eval import-release``: the release ships weights only, so
+        training continues from them with a fresh optimizer, schedule and data order (epoch 1).
+        Training will replace best.pt, so the imported weights are first kept as release.pt."""
+        kept = best.with_name("release.pt")
+        if not kept.exists() and self.dist.is_main:
+            self.write(kept, lambda p: atomic_write_bytes(p, best.read_bytes()))
+        load_model_state(self.model, load_checkpoint(kept if kept.exists() else best))
+        self.log.info(f"fine-tuning the imported release weights ({kept} keeps them): the release has no "
+                      f"optimizer state, so the optimizer, schedule and data order start fresh at epoch 1")
 
     def _call(self, stage: str, *args) -> None:
         for h in self.hooks:
