@@ -24,9 +24,10 @@ for that from the start).
 Every task's loss is needed each step (``requires_all_tasks``: sampling
 ``all``). Under DDP the Jacobian would be computed outside DDP's gradient
 synchronisation, so these methods refuse to run on more than one process.
-Nash-MTL keeps a solver warm start that is not in the checkpoint; a
-resumed run restarts it (with ``update_weights_every: 1`` only the
-solver's starting point differs).
+Nash-MTL's solver state (its step counter, the last weights, which are
+both the next solve's starting point and the weights reused between solves,
+and the normalisation) is saved with the weighting's ``state_dict`` (module
+extra state), so a resumed run continues the same sequence of weights.
 """
 
 from __future__ import annotations
@@ -203,6 +204,29 @@ class NashMTLWeighting(JDWeighting):
         self.update_every = _number("nash_mtl", "update_weights_every", update_weights_every, 1, integer=True)
         self.niter = _number("nash_mtl", "optim_niter", optim_niter, 1, integer=True)
         super().__init__(tasks, weights, chunk_size=chunk_size)
+
+    _STATE = ("step", "prvs_alpha", "normalization_factor")  # torchjd's _NashMTLWeighting.reset() sets these
+
+    def get_extra_state(self) -> dict:
+        w = self.aggregator.weighting
+        return {"step": float(w.step), "prvs_alpha": torch.as_tensor(w.prvs_alpha).clone(),
+                "normalization_factor": torch.as_tensor(w.normalization_factor).clone()}
+
+    def set_extra_state(self, state: dict) -> None:
+        import numpy as np
+
+        w = self.aggregator.weighting
+        w.reset()
+        w.step = float(state["step"])
+        w.prvs_alpha = np.asarray(state["prvs_alpha"].numpy(), dtype=np.float32)
+        w.normalization_factor = np.asarray(state["normalization_factor"].numpy())
+        if w.step > 0:  # torchjd builds its problem at step 0; a restored solver is past it
+            w._init_optim_problem()
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        if "_extra_state" not in state_dict:  # a checkpoint from before the solver state was saved
+            return super().load_state_dict(state_dict, strict=False, assign=assign)
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     def make_aggregator(self):
         try:
