@@ -202,23 +202,25 @@ def autocast(device: torch.device, amp: bool):
 
 def make_train_step(model, cfg, batch: dict, tasks: list[str], amp: bool, device: torch.device):
     """One ``all``-strategy step as the trainer runs it: every task on the
-    batch, the real losses with the config's fixed weights, backward, Adam."""
+    batch, the trainer's criterion (with PAD-Net's and MTI-Net's
+    deep-supervision terms) and the config's fixed weights, backward, Adam."""
+    from tsn.engine.factory import build_criterion
     from tsn.engine.optim import build_optimizer
-    from tsn.losses import MultiTaskLoss
 
-    crit = MultiTaskLoss(tasks, cfg.loss.options)
+    crit = build_criterion(cfg, tasks)
     weights = {t: float(cfg.loss.weights.get(t, 1.0)) for t in tasks}
     opt = build_optimizer(cfg.optim, model)
     model.train()
 
-    def step() -> None:
+    def step() -> torch.Tensor:
         with autocast(device, amp):
             preds = model(batch["image"], tasks=tasks)
-        losses = crit({t: p.float() for t, p in preds.items()}, {t: batch[t] for t in tasks})
+        losses = crit({k: p.float() for k, p in preds.items()}, {t: batch[t] for t in tasks})
         total = sum(weights[t] * v for t, v in losses.items())
         opt.zero_grad(set_to_none=True)
         total.backward()
         opt.step()
+        return total.detach()  # not synchronised here: the timing loop never reads it
 
     return step
 

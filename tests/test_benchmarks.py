@@ -66,3 +66,28 @@ def test_encoder_flops_explain_the_gap_between_a_and_c():
     t = len(tasks)
     assert fa - fb == (t - 1) * enc
     assert fb - fc == (t - 1) * skips
+
+
+def test_training_rows_of_padnet_and_mtinet_include_their_deep_supervision():
+    """The benchmark's step is the trainer's: PAD-Net's and MTI-Net's
+    intermediate predictions are supervised too, so their step costs what
+    training them costs (its loss is the full loss, above the final-only one)."""
+    import torch
+
+    from tsn.losses import MultiTaskLoss
+    from tsn.models.mtl_blocks import AUX_SEP
+
+    bench = _load_bench()
+    tasks = ["edge", "semseg", "normals"]
+    batch = bench.batch_for(32, 2, tasks, torch.device("cpu"), False)
+    for name in ("padnet", "mtinet"):
+        torch.manual_seed(0)
+        model, cfg = bench.build("quarter", name, tasks, torch.device("cpu"), False, False)
+        model.train()
+        weights = {t: float(cfg.loss.weights.get(t, 1.0)) for t in tasks}
+        with torch.no_grad():
+            preds = model(batch["image"], tasks=tasks)
+            final = MultiTaskLoss(tasks, cfg.loss.options)({t: preds[t] for t in tasks}, {t: batch[t] for t in tasks})
+        assert any(AUX_SEP in k for k in preds), name
+        full = bench.make_train_step(model, cfg, batch, tasks, False, torch.device("cpu"))()
+        assert float(full) > sum(weights[t] * float(v) for t, v in final.items()), name
