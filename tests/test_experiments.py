@@ -147,10 +147,16 @@ def test_shipped_suites_resolve(capsys):
     from train.sweep import main
 
     root = Path(__file__).resolve().parents[1] / "configs" / "sweeps"
-    for name, n in [("paper_main", 10), ("embedding_ablation", 16), ("scaling", 20)]:
+    for name, n in [("paper_main", 15), ("embedding_ablation", 24), ("scaling", 20), ("comparison", 18),
+                    ("comparison_weighting", 6)]:
         assert main([str(root / f"{name}.yaml"), "--dry-run", "--out", "/nonexistent/x/" + name]) == 0
         assert f"{n} run(s)" in capsys.readouterr().out
     assert main([str(root / "scaling.yaml"), "--dry-run", "--dataset", "pascal"]) == 2
+    # every shipped suite's every config passes the checks on every dataset it names
+    for suite in sorted(root.glob("*.yaml")):
+        for dataset in yaml.safe_load(suite.read_text())["configs"]:
+            assert main([str(suite), "--dry-run", "--dataset", dataset, "--out", f"/nonexistent/{dataset}"]) == 0, (suite, dataset)
+    capsys.readouterr()
 
 
 # ---------------------------------------------------------------- tables
