@@ -398,6 +398,20 @@ def match_pixels(pred: np.ndarray, gt: np.ndarray, radius: float) -> tuple[np.nd
 
 
 @_compiled
+def _live_neighbours(img, offs, pix, count, seen, stamp, out, m):
+    """Append to ``out[m:]`` the foreground 8-neighbours of ``pix[:count]`` not
+    yet stamped with ``stamp`` (stamping them); returns the new length."""
+    for j in range(count):
+        for k in range(8):
+            q = pix[j] + offs[k]
+            if img[q] != 0 and seen[q] != stamp:
+                seen[q] = stamp
+                out[m] = q
+                m += 1
+    return m
+
+
+@_compiled
 def _thin_kernel(img, offs, lut1, lut2, cand):
     """bwmorph thin on a zero-bordered flat uint8 image, in place; ``cand`` = all
     its foreground pixels; returns the surviving ones. The algorithm of
@@ -445,31 +459,14 @@ def _thin_kernel(img, offs, lut1, lut2, cand):
                         seen[p] = stamp
                         nxt[m] = p
                         m += 1
-                for j in range(nk):
-                    for k in range(8):
-                        q = kill[j] + offs[k]
-                        if img[q] != 0 and seen[q] != stamp:
-                            seen[q] = stamp
-                            nxt[m] = q
-                            m += 1
-                if m > act.shape[0]:
-                    act = np.empty(m, np.int64)
-                act[:m] = nxt[:m]
+                m = _live_neighbours(img, offs, kill, nk, seen, stamp, nxt, m)
+                act = nxt[:m].copy()
                 na = m
         if ng == 0:
             break
         stamp += 1
-        m = 0
-        for j in range(ng):
-            for k in range(8):
-                q = gone[j] + offs[k]
-                if img[q] != 0 and seen[q] != stamp:
-                    seen[q] = stamp
-                    nxt[m] = q
-                    m += 1
-        if m > act.shape[0]:
-            act = np.empty(m, np.int64)
-        act[:m] = nxt[:m]
+        m = _live_neighbours(img, offs, gone, ng, seen, stamp, nxt, 0)
+        act = nxt[:m].copy()
         na = m
     m = 0
     out = np.empty(n, np.int64)
