@@ -13,3 +13,20 @@ os.environ.setdefault("TSN_QUIET", "1")
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    """A tiny trained synthetic TSN run (tests/test_runs.py's make_run), one per test module."""
+    from test_runs import make_run
+
+    torch.manual_seed(0)
+    return make_run(tmp_path_factory.mktemp("run") / "run")
+
+
+@pytest.fixture(scope="module")
+def model(run_dir):
+    """The model of :func:`run_dir`, loaded as users load it (tsn.load_run)."""
+    import tsn
+
+    return tsn.load_run(run_dir)[0]

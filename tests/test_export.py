@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_runs import make_run
 
 import tsn
 from eval.__main__ import main as eval_main
@@ -22,17 +21,6 @@ from tsn.export import ExportError, ExportGraph, export_model
 from tsn.models.base import MultiTaskModel
 
 SHAPES = [(2, 3, 32, 32), (3, 3, 48, 80), (1, 3, 40, 40)]
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    return make_run(tmp_path_factory.mktemp("run") / "run")
-
-
-@pytest.fixture(scope="module")
-def model(run_dir):
-    return tsn.load_run(run_dir)[0]
 
 
 def _eager(model, x):

@@ -11,7 +11,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from test_runs import make_run
 
 import tsn
 from eval.__main__ import main as eval_main
@@ -20,17 +19,6 @@ from tsn.errors import ConfigError, DataError
 from tsn.inference import MIN_SIZE, render_panel
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    return make_run(tmp_path_factory.mktemp("run") / "run")
-
-
-@pytest.fixture(scope="module")
-def model(run_dir):
-    return tsn.load_run(run_dir)[0]
 
 
 def _img(h, w, seed=0) -> np.ndarray:

@@ -22,12 +22,6 @@ def make_run(out: Path, **sections) -> Path:
     return out
 
 
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    return make_run(tmp_path_factory.mktemp("run") / "run")
-
-
 def _out(model, seed=1):
     x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(seed))
     with torch.no_grad():
