@@ -123,6 +123,19 @@ def test_old_flat_model_keys_are_aliases():
     # --set with an old key changes the new one, also over a base that uses the new key
     cfg = load_config(ROOT / "configs" / "synthetic" / "tsn.yaml", ["model.code.dim=48"])
     assert cfg.model.options["tsn"]["code"] == {"kind": "orthogonal", "dim": 48}
+    # one file with both names: merged where they do not overlap, one line naming both where they do
+    cfg = load_config(data={"model": {"code": {"dim": 12}, "options": {"tsn": {"code": {"kind": "gaussian"}}}}})
+    assert cfg.model.options["tsn"]["code"] == {"kind": "gaussian", "dim": 12}
+    with pytest.raises(ConfigError, match=r"^model.code and model.options.tsn.code both given; model.code is the old "
+                                          r"name of model.options.tsn.code: keep only model.options.tsn.code$"):
+        load_config(data={"model": {"code": {"dim": 12}, "options": {"tsn": {"code": {"dim": 24}}}}})
+
+
+def test_an_old_key_in_a_file_overrides_the_new_key_of_its_base(tmp_path):
+    """Aliases are resolved per file, before base files merge: a child's old name is the child's value."""
+    (tmp_path / "base.yaml").write_text("eval: {options: {edge: {thresholds: 19}}}\n")
+    (tmp_path / "child.yaml").write_text("base: base.yaml\neval: {edge_thresholds: 7}\n")
+    assert load_config(tmp_path / "child.yaml").eval.options["edge"]["thresholds"] == 7
 
 
 def test_model_options_are_checked_against_the_builder():

@@ -18,12 +18,16 @@ config (``to_yaml``) is saved with every run and reproduces it alone.
 
 Model-specific options live under ``model.options.<model name>`` (TSN's task
 codes and embedding: ``model.options.tsn.code.dim``) and are checked against
-that model's builder; the old flat keys ``model.code`` and
-``model.embedding`` are read as aliases of ``model.options.tsn.*``.
+that model's builder. Renamed keys stay readable: each dataclass's
+``ALIASES`` maps an old key to its new place (``model.code`` ->
+``model.options.tsn.code``, ``eval.edge_thresholds`` ->
+``eval.options.edge.thresholds``), in files, checkpoints' configs and
+``--set`` alike; one file giving both names is an error.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import re
@@ -118,6 +122,8 @@ class DataConfig:
 
 @dataclass
 class LossConfig:
+    ALIASES: ClassVar[dict[str, str]] = {"edge_pos_weight": "options.edge.pos_weight"}
+
     weights: dict[str, float] = option(factory=dict, ge=0)  # missing task: 1.0; tasks not trained are not read
     options: dict[str, dict[str, Any]] = field(default_factory=dict)  # loss.options.<task>.<key> (see tsn.tasks)
     weighting: str = "fixed"  # fixed | uncertainty | dwa | gradnorm
@@ -169,6 +175,11 @@ class TrainConfig:
 
 @dataclass
 class EvalConfig:
+    ALIASES: ClassVar[dict[str, str]] = {  # the flat per-task keys from before tsn.tasks
+        "edge_thresholds": "options.edge.thresholds", "val_edge_thresholds": "options.edge.val_thresholds",
+        "edge_max_dist": "options.edge.max_dist", "edge_protocol": "options.edge.protocol",
+        "sal_headline": "options.sal.headline"}
+
     batch_size: int = option(16, **POSITIVE)
     single_task: str | None = None  # run dir or metrics.json of single-task references (for delta_m)
     select_metric: str | None = None  # "task/metric" for best.pt without single-task refs; None: weighted val loss
@@ -293,30 +304,36 @@ def coerce(tp: Any, value: Any, key: str) -> Any:
 _coerce = coerce  # the old private name
 
 
-def _set_path(data: dict, path: list[str], value: Any) -> None:
-    node = data
+def _move_alias(data: dict, old: str, new: str, where: str) -> None:
+    """``data[old]`` to the path ``new``; an error if that path holds a value already
+    (mappings merge when they share no key)."""
+    value, node, path = data.pop(old), data, new.split(".")
     for k in path[:-1]:
         nxt = node.get(k)
         if not isinstance(nxt, dict):
             nxt = node[k] = {}
         node = nxt
-    old = node.get(path[-1])
-    node[path[-1]] = _merge(old, value) if isinstance(old, dict) and isinstance(value, dict) else value
+    there = node.get(path[-1])
+    if there is not None:
+        if not (isinstance(there, dict) and isinstance(value, dict) and not set(there) & set(value)):
+            raise ConfigError(f"{where}{old} and {where}{new} both given; {where}{old} is the old name of "
+                              f"{where}{new}: keep only {where}{new}")
+        value = _merge(there, value)
+    node[path[-1]] = value
 
 
-def migrate(cls: type, data: Any) -> Any:
+def migrate(cls: type, data: Any, prefix: str = "") -> Any:
     """Move old keys (a dataclass's ``ALIASES``, at any depth) to their new place."""
     if not isinstance(data, dict) or not dataclasses.is_dataclass(cls):
         return data
-    aliases = getattr(cls, "ALIASES", {})
-    out = dict(data)
-    for old, new in aliases.items():
+    out = copy.deepcopy(data)
+    for old, new in getattr(cls, "ALIASES", {}).items():
         if old in out:
-            _set_path(out, new.split("."), out.pop(old))
+            _move_alias(out, old, new, prefix)
     hints = get_type_hints(cls)
     for f in dataclasses.fields(cls):
         if f.name in out and dataclasses.is_dataclass(hints[f.name]):
-            out[f.name] = migrate(hints[f.name], out[f.name])
+            out[f.name] = migrate(hints[f.name], out[f.name], f"{prefix}{f.name}.")
     return out
 
 
@@ -435,7 +452,6 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
     data = _merge({}, migrate(Config, data))
     for item in overrides:
         keys, value = parse_override(item)
-        keys = TASK_OPTION_ALIASES.get(".".join(keys), ".".join(keys)).split(".")  # an old per-task key
         node = data
         for k in keys[:-1]:
             nxt = node.get(k)
@@ -450,36 +466,12 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
 
 # ---------------------------------------------------------------- per-task options (tsn.tasks)
 
-#: Old flat keys -> their place under the task (still accepted; giving both is an error).
-TASK_OPTION_ALIASES = {
-    "loss.edge_pos_weight": "loss.options.edge.pos_weight",
-    "eval.edge_thresholds": "eval.options.edge.thresholds",
-    "eval.val_edge_thresholds": "eval.options.edge.val_thresholds",
-    "eval.edge_max_dist": "eval.options.edge.max_dist",
-    "eval.edge_protocol": "eval.options.edge.protocol",
-    "eval.sal_headline": "eval.options.sal.headline",
-}
-
-
 def task_options(raw: dict) -> dict:
-    """Move old per-task keys to ``<loss|eval>.options.<task>.<key>`` and check every
-    ``options`` key against what its task declares (unknown key: one line listing the valid
-    ones); the task's loss / metric is built once with them, so bad values fail here too."""
+    """Check every ``<loss|eval>.options.<task>`` key against what its task declares
+    (unknown key: one line listing the valid ones); the task's loss / metric is built
+    once with them, so bad values fail here too. Returns ``raw``."""
     from tsn.tasks import get_task
 
-    raw = _merge({}, raw)
-    for old, new in TASK_OPTION_ALIASES.items():
-        section, key = old.split(".")
-        _, _, task, new_key = new.split(".")
-        sec = raw.get(section)
-        if not isinstance(sec, dict) or key not in sec:
-            continue
-        opts = sec.setdefault("options", {})
-        if not isinstance(opts, dict) or not isinstance(opts.setdefault(task, {}), dict):
-            continue  # a wrong type is reported by the parser
-        if new_key in opts[task]:
-            raise ConfigError(f"{old} and {new} both given; {old} is the old name of {new}: keep only {new}")
-        opts[task][new_key] = sec.pop(key)
     for section in ("loss", "eval"):
         opts = (raw.get(section) or {}).get("options") if isinstance(raw.get(section), dict) else None
         if not isinstance(opts, dict):
