@@ -75,7 +75,10 @@ class Run:
 
     @property
     def code(self) -> tuple[str, int]:
-        c = self.config.get("model", {}).get("code", {})
+        """(kind, d) of TSN's task codes: ``model.options.tsn.code`` as resolved configs save it
+        (``model.code`` in configs saved before model options existed)."""
+        model = self.config.get("model") or {}
+        c = ((model.get("options") or {}).get("tsn") or {}).get("code") or model.get("code") or {}
         return c.get("kind", "orthogonal"), int(c.get("dim", 100))
 
     def results(self, split: str = "val") -> dict[str, dict[str, float]] | None:

@@ -162,12 +162,17 @@ def test_shipped_suites_resolve(capsys):
 # ---------------------------------------------------------------- tables
 
 
-def fake_run(folder: Path, model: str, val: dict, params: int = 1_000_000, code=("orthogonal", 12), history=None) -> None:
+def fake_run(folder: Path, model: str, val: dict, params: int = 1_000_000, code=("orthogonal", 12), history=None,
+             legacy_code: bool = False) -> None:
+    """A finished run's records; the config has the codes where resolved configs keep them
+    (model.options.tsn.code), or, with ``legacy_code``, where old runs kept them (model.code)."""
     folder.mkdir(parents=True)
     (folder / "metrics.json").write_text(json.dumps({
         "name": folder.parent.name, "model": model, "dataset": "synthetic", "tasks": list(val), "params": params,
         "val": val, "delta_m": None, "history": history or []}))
-    (folder / "config.yaml").write_text(yaml.safe_dump({"model": {"name": model, "code": {"kind": code[0], "dim": code[1]}}}))
+    c = {"kind": code[0], "dim": code[1]}
+    m = {"name": model, "code": c} if legacy_code else {"name": model, "options": {"tsn": {"code": c}}}
+    (folder / "config.yaml").write_text(yaml.safe_dump({"model": m}))
 
 
 def test_tables_compute_delta_m_per_seed_against_single_task(tmp_path):
@@ -182,6 +187,8 @@ def test_tables_compute_delta_m_per_seed_against_single_task(tmp_path):
     (main / "sweep.json").write_text(json.dumps({"suite": "paper_main", "runs": [{"name": "tsn", "label": "TSN"}]}))
     abl = tmp_path / "embedding_ablation"
     fake_run(abl / "gaussian_d50" / "seed0", "tsn", {"semseg": {"mIoU": 55.0}, "normals": {"mean": 20.0}}, code=("gaussian", 50))
+    fake_run(abl / "orthogonal_d150" / "seed0", "tsn", {"semseg": {"mIoU": 50.0}, "normals": {"mean": 20.0}},
+             code=("orthogonal", 150), legacy_code=True)
     (abl / "sweep.json").write_text(json.dumps({"suite": "embedding_ablation", "runs": []}))
 
     md, tex, numbers = render(collect(tmp_path))
@@ -190,7 +197,9 @@ def test_tables_compute_delta_m_per_seed_against_single_task(tmp_path):
     assert rows["TSN"]["delta_m"]["mean"] == pytest.approx(0.0, abs=1e-9)
     assert rows["TSN"]["delta_m"]["std"] == pytest.approx(np.std([10.0, -10.0], ddof=1))
     assert rows["TSN"]["semseg"]["mean"] == pytest.approx(55.5)
-    assert numbers["ablation"][0]["delta_m"]["mean"] == pytest.approx(-5.0)  # semseg 10% better, normals equal
+    abl_rows = {r["label"]: r for r in numbers["ablation"]}
+    assert list(abl_rows) == ["orthogonal, d=150", "gaussian, d=50"]  # codes read from either config layout
+    assert abl_rows["gaussian, d=50"]["delta_m"]["mean"] == pytest.approx(-5.0)  # semseg 10% better, normals equal
     lines = md.splitlines()
     tsn_row = next(line for line in lines if line.startswith("| TSN |"))
     assert "55.50 ± 14.85" in tsn_row and "0.00 ± 14.14" in tsn_row and "| 1.5 |" in tsn_row and "| 0.30 | 18.3 |" in tsn_row
