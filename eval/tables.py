@@ -256,6 +256,71 @@ def build_rows(runs: list[Run], split: str = "val") -> dict[str, list[Row]]:
     return blocks
 
 
+# ---------------------------------------------------------------- claims
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def suite_claims(suite_dir: Path) -> list:
+    """The claims of the suite in ``suite_dir``: its ``sweep.json``'s, else those of the suite
+    file it names (sweeps recorded before suites had claims)."""
+    from tsn.claims import parse_claims
+
+    man = json.loads((suite_dir / "sweep.json").read_text())
+    if "claims" in man:
+        return parse_claims(man["claims"], str(suite_dir / "sweep.json"))
+    f = Path(man.get("file") or "")
+    f = f if f.is_absolute() else ROOT / f
+    if not man.get("file") or not f.is_file():
+        return []
+    return parse_claims((yaml.safe_load(f.read_text()) or {}).get("claims"), str(f))
+
+
+def decide_claims(runs: list[Run], split: str = "val") -> list[dict]:
+    """Every claim of every suite under the runs, decided from delta_m per run and seed
+    (the selected model's, computed as in the tables; per epoch, the training record's)."""
+    from tsn.claims import decide
+
+    singles = [r for r in runs if r.model == "single_task"]
+    values: dict[Path, dict[str, dict[int, dict[int | None, float]]]] = {}
+    for r in runs:
+        group_dir = r.dir.parent if re.fullmatch(r"seed\d+", r.dir.name) else r.dir
+        if not (group_dir.parent / "sweep.json").is_file():
+            continue
+        v = values.setdefault(group_dir.parent, {}).setdefault(group_dir.name, {}).setdefault(r.seed, {})
+        v[None] = run_delta_m(r, singles, split)
+        for h in r.metrics.get("history") or []:
+            if h.get("delta_m") is not None:
+                v[int(h["epoch"])] = float(h["delta_m"])
+    out = []
+    for suite_dir, vals in sorted(values.items()):
+        suite = json.loads((suite_dir / "sweep.json").read_text()).get("suite", suite_dir.name)
+        out += [{"suite": suite, **decide(c, vals)} for c in suite_claims(suite_dir)]
+    return out
+
+
+def _signed(x: float) -> str:
+    return f"{x:+.2f}"
+
+
+def claims_table(decided: list[dict]) -> tuple[list[str], list[list[str]]]:
+    head = ["suite", "claim", "per-seed differences (Δm points)", "mean ± std", "t", "p", "verdict"]
+    body = []
+    for c in decided:
+        by_pair: dict[tuple, list[str]] = {}
+        for r in c["pairs"]:
+            by_pair.setdefault((r["run"], r["than"]), []).append(f"s{r['seed']} {_signed(r['diff'])}")
+        if c["within"] is not None:
+            diffs = "; ".join(f"{a} − {c['within']:g}: {', '.join(v)}" for (a, _), v in by_pair.items())
+        else:
+            diffs = "; ".join(f"{a} − {b}: {', '.join(v)}" for (a, b), v in by_pair.items())
+        claim = c["claim"] + (f" (epoch {c['epoch']})" if c["epoch"] is not None else "")
+        ms = "–" if c["mean"] is None else (_signed(c["mean"]) + ("" if c["std"] is None else f" ± {c['std']:.2f}"))
+        body.append([c["suite"], claim, diffs or "no finished pair", ms, "–" if c["t"] is None else f"{c['t']:.2f}",
+                     "–" if c["p"] is None else f"{c['p']:.3f}", c["verdict"]])
+    return head, body
+
+
 # ---------------------------------------------------------------- rendering
 
 
@@ -374,6 +439,13 @@ def render(runs: list[Run], split: str = "val") -> tuple[str, str, dict]:
                          *generic_table(blocks["scaling"], "method, tasks")))
     if blocks["added"]:
         sections.append((f"A task added to a trained TSN (ours: {where})", *added_table(blocks["added"], split)))
+    from tsn.claims import ALPHA, MIN_PAIRS
+
+    decided = decide_claims(runs, split)
+    if decided:
+        sections.append((f"Claims (the suites' own; difference = claim side − other side, negative = the claim's "
+                         f"side better; two-sided t-test of the differences against 0, p < {ALPHA}, at least "
+                         f"{MIN_PAIRS} differences)", *claims_table(decided)))
     note = (f"Paper's numbers, {paper['dataset']}: a different dataset from ours; compare the ordering of "
             "methods, not the values.")
     for name, head, body in paper_tables(paper):
@@ -388,6 +460,8 @@ def render(runs: list[Run], split: str = "val") -> tuple[str, str, dict]:
     numbers = {name: [{"label": r.label, "group": r.key[-1], "seeds": [x.seed for x in r.runs],
                        **{k: {"mean": v[0], "std": v[1]} for k, v in r.cells.items()}} for r in rows]
                for name, rows in blocks.items() if rows}
+    if decided:
+        numbers["claims"] = decided
     return "\n".join(md), "\n".join(tex), numbers
 
 

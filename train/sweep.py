@@ -16,6 +16,8 @@ Suite YAML::
     set: [train.epochs=8]            # optional, applied to every run (before the run's own set)
     reference: single_task           # optional: the single-task run giving delta_m, a run name of
                                      # this suite or a path relative to OUT (e.g. ../paper_main/single_task)
+    claims:                          # optional: decided by python -m eval tables (tsn/claims.py)
+      - {claim: "TSN better than multi-decoder", runs: [tsn], than: [multi_decoder]}
     runs:
       - {name: single_task, config: single_task.yaml}
       - {name: tsn, config: tsn.yaml, set: [model.options.tsn.code.dim=100]}
@@ -42,7 +44,7 @@ from tsn.errors import ConfigError, TSNError
 from tsn.config import read_yaml_mapping
 
 ROOT = Path(__file__).resolve().parents[1]
-SUITE_KEYS = {"name", "configs", "seeds", "set", "runs", "reference", "description"}
+SUITE_KEYS = {"name", "configs", "seeds", "set", "runs", "reference", "description", "claims"}
 RUN_KEYS = {"name", "config", "set", "tasks", "label"}
 
 
@@ -64,6 +66,7 @@ class Suite:
     set: list[str] = field(default_factory=list)
     reference: str | None = None
     path: Path | None = None
+    claims: list = field(default_factory=list)  # tsn.claims.Claim, decided by python -m eval tables
 
 
 def _str_list(value, where: str) -> list[str]:
@@ -107,8 +110,11 @@ def load_suite(path: str | Path) -> Suite:
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         raise ConfigError(f"{p}: run name(s) used twice: {', '.join(dup)}")
+    from tsn.claims import parse_claims
+
+    claims = parse_claims(data.get("claims"), str(p), names)
     return Suite(str(data["name"]), {str(k): str(v) for k, v in configs.items()}, seeds, runs,
-                 _str_list(data.get("set"), "set"), data.get("reference"), p)
+                 _str_list(data.get("set"), "set"), data.get("reference"), p, claims)
 
 
 @dataclass
@@ -265,6 +271,9 @@ def write_manifest(suite: Suite, dataset: str, out: Path) -> None:
         "suite": suite.name, "dataset": dataset, "file": str(suite.path), "seeds": suite.seeds,
         "reference": suite.reference,
         "runs": [{"name": r.name, "config": r.config, "label": r.label, "tasks": r.tasks, "set": r.set} for r in suite.runs],
+        "claims": [{"claim": c.text, "runs": list(c.runs), **({"than": list(c.than)} if c.than is not None else {}),
+                    **({"within": c.within} if c.within is not None else {}),
+                    **({"epoch": c.epoch} if c.epoch is not None else {})} for c in suite.claims],
     })
 
 
