@@ -282,20 +282,21 @@ def decide_claims(runs: list[Run], split: str = "val") -> list[dict]:
     from tsn.claims import decide
 
     singles = [r for r in runs if r.model == "single_task"]
-    values: dict[Path, dict[str, dict[int, dict[int | None, float]]]] = {}
+    by_dir: dict[Path, dict[int, dict[int | None, float]]] = {}  # run folder -> seed -> epoch -> delta_m
     for r in runs:
-        group_dir = r.dir.parent if re.fullmatch(r"seed\d+", r.dir.name) else r.dir
-        if not (group_dir.parent / "sweep.json").is_file():
-            continue
-        v = values.setdefault(group_dir.parent, {}).setdefault(group_dir.name, {}).setdefault(r.seed, {})
+        group_dir = (r.dir.parent if re.fullmatch(r"seed\d+", r.dir.name) else r.dir).resolve()
+        v = by_dir.setdefault(group_dir, {}).setdefault(r.seed, {})
         v[None] = run_delta_m(r, singles, split)
         for h in r.metrics.get("history") or []:
             if h.get("delta_m") is not None:
                 v[int(h["epoch"])] = float(h["delta_m"])
     out = []
-    for suite_dir, vals in sorted(values.items()):
+    for suite_dir in sorted({d.parent for d in by_dir if (d.parent / "sweep.json").is_file()}):
         suite = json.loads((suite_dir / "sweep.json").read_text()).get("suite", suite_dir.name)
-        out += [{"suite": suite, **decide(c, vals)} for c in suite_claims(suite_dir)]
+        for c in suite_claims(suite_dir):
+            names = {*c.runs, *(c.than or ())}
+            vals = {n: by_dir.get((suite_dir / n).resolve(), {}) for n in names}
+            out.append({"suite": suite, **decide(c, vals)})
     return out
 
 

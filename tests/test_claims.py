@@ -88,6 +88,14 @@ def test_tables_decide_the_suites_claims(tmp_path):
     assert c["verdict"] == "holds" and c["p"] == pytest.approx(_p_df2(c["t"]))
     row = next(line for line in md.splitlines() if "TSN better than multi-decoder" in line)
     assert "tsn − multi_decoder: s0 -3.00, s1 -3.10, s2 -3.20" in row and row.endswith("| holds |")
+    # a suite's claim may name another suite's run by its folder (../paper_main/tsn)
+    other = tmp_path / "collapse_main"
+    for s in range(3):
+        fake_run(other / "fix" / f"seed{s}", "task_in", {"semseg": {"mIoU": 54.0}, "normals": {"mean": 20.0}})
+    (other / "sweep.json").write_text(json.dumps({"suite": "collapse_main", "runs": [], "claims": [
+        {"claim": "TSN better than the fix", "runs": ["../paper_main/tsn"], "than": ["fix"]}]}))
+    c = next(c for c in render(collect(tmp_path))[2]["claims"] if c["suite"] == "collapse_main")
+    assert [r["diff"] for r in c["pairs"]] == pytest.approx([-1.0, -1.1, -1.2])  # -5 - 0.1 s against -4
 
 
 def test_suites_reject_a_claim_on_a_run_they_do_not_have(tmp_path):

@@ -9,6 +9,8 @@ A suite file (``configs/sweeps/*.yaml``) lists its claims under ``claims:``::
       - {claim: "orthogonal better than Gaussian codes", runs: [orthogonal_d50, orthogonal_d100],
          than: [gaussian_d50, gaussian_d100]}
 
+A run is named as in the suite, or as a folder relative to the suite's output
+folder (``../paper_main/task_in``: a run of another suite in the same parent).
 Every claim is about delta_m (lower is better): ``than`` pairs ``runs[i]`` with
 ``than[i]`` seed by seed, the difference being delta_m(run) - delta_m(than)
 (negative: the claim's side is better); ``within: D`` takes delta_m(run) - D
@@ -76,8 +78,8 @@ def parse_claims(raw, where: str, run_names: list[str] | None = None) -> list[Cl
         epoch = c.get("epoch")
         if epoch is not None and (isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0):
             raise ConfigError(f"{at}: epoch must be an integer >= 0, got {epoch!r}")
-        if run_names is not None:
-            unknown = [r for r in [*runs, *(than or [])] if r not in run_names]
+        if run_names is not None:  # a name with a "/" is a run folder relative to the suite's (../paper_main/tsn)
+            unknown = [r for r in [*runs, *(than or [])] if "/" not in r and r not in run_names]
             if unknown:
                 raise ConfigError(f"{at}: no run named {', '.join(unknown)} in the suite; runs: {', '.join(run_names)}")
         out.append(Claim(c["claim"], tuple(runs), tuple(than) if than is not None else None,
