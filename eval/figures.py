@@ -185,6 +185,10 @@ def main(args: argparse.Namespace) -> list[Path]:
     if any(r.model in CONVERGENCE and r.block == "main" for r in runs):
         written.append(convergence(runs, out / "convergence.png"))
     tsn_dir = args.run or (default_tsn_run(runs).dir if default_tsn_run(runs) else None)
+    if tsn_dir is not None and args.run is None and not any((Path(tsn_dir) / "checkpoints" / n).is_file()
+                                                            for n in ("best.pt", "last.pt")):
+        print(f"latent similarity skipped: {tsn_dir} holds records without checkpoints (give --run RUN_DIR)")
+        tsn_dir = None
     if tsn_dir is not None:
         sim = latent_similarity(tsn_dir, out / "latent_similarity.png")
         written += [out / "latent_similarity.png", atomic_write_json(out / "latent_similarity.json", sim)]
