@@ -98,6 +98,7 @@ class ModelConfig:
     up_widths: list[int] = option(factory=lambda: [512, 256, 256, 128, 64], **POSITIVE)
     head: str = "mean"  # mean (the release's) | slice
     head_width: int | None = option(None, **POSITIVE)  # mean head: shared output width (None: widest task)
+    output_offset: dict[str, float] = field(default_factory=dict)  # task -> constant added to its output (tsn/models/heads.py)
     norm_init_std: float = option(0.0, ge=0)  # task_in/task_bn: per-task affine init 1+std*N, std*N (0: the paper's 1, 0)
     act: str | None = None  # None: leaky_relu for shared decoders, relu for per-task ones
     # per model name, that builder's keyword options (checked against its signature when it builds)

@@ -10,6 +10,8 @@ sweep checks every run's config before the first run starts).
 
 from __future__ import annotations
 
+import math
+
 from tsn.config import Config
 from tsn.errors import ConfigError
 
@@ -38,6 +40,13 @@ def check_config(cfg: Config) -> Config:
             get_task(t)
     for t in cfg.loss.weights:  # a table over tasks: weights of known tasks not trained here are not read
         get_task(t)
+    for t, v in cfg.model.output_offset.items():  # like loss.weights: a table over known tasks
+        try:
+            get_task(t)
+        except ConfigError as e:
+            raise ConfigError(f"model.output_offset: {e}") from None
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise ConfigError(f"model.output_offset.{t} must be a finite number, got {v!r}")
     cls = WEIGHTINGS.get(cfg.loss.weighting, "loss.weighting")
     keyword_options(cls.__init__, cfg.loss.weighting_options, "loss.weighting_options", typed=False,
                     owner=f"weighting {cfg.loss.weighting!r}")

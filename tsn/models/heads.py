@@ -5,6 +5,12 @@ channels (21 on PASCAL) and each task averages them down to its own count
 (adaptive average pooling over the channel axis). It is needed to reproduce
 the paper's parameter count. ``slice`` gives each task its own channels of a
 wider shared output (width = sum of the tasks' channels).
+
+``offsets`` (``model.output_offset``, e.g. ``{depth: 4.0}``) adds a fixed
+constant to a task's output: a regression target far from 0 (depth in
+metres) then starts at its typical value instead of being learned as an
+offset at Adam's rate of about lr per step, which a short from-scratch run
+does not finish (docs/RESULTS.md). No parameters; the release has none.
 """
 
 from __future__ import annotations
@@ -24,7 +30,8 @@ def _pool_matrix(width: int, channels: int) -> Tensor:
 
 
 class TaskHeads(nn.Module):
-    def __init__(self, kind: str, task_channels: dict[str, int], width: int | None = None) -> None:
+    def __init__(self, kind: str, task_channels: dict[str, int], width: int | None = None,
+                 offsets: dict[str, float] | None = None) -> None:
         super().__init__()
         if kind not in HEAD_KINDS:
             raise ConfigError(f"unknown model.head {kind!r}; valid: {', '.join(HEAD_KINDS)}")
@@ -46,6 +53,17 @@ class TaskHeads(nn.Module):
             for t, c in task_channels.items():
                 self.offsets[t] = (off, off + c)
                 off += c
+        self.output_offset = {t: float(v) for t, v in (offsets or {}).items() if t in self.task_channels and v}
+
+    @classmethod
+    def from_config(cls, cfg, task_channels: dict[str, int]) -> "TaskHeads":
+        """The heads ``cfg`` (a ModelConfig) asks for: kind, width and output offsets."""
+        return cls(cfg.head, task_channels, cfg.head_width, cfg.output_offset)
+
+    def shift(self, y: Tensor, task: str) -> Tensor:
+        """``y`` plus the task's output offset (also for auxiliary predictions of that task)."""
+        c = self.output_offset.get(task)
+        return y if c is None else y + c
 
     def add_task(self, task: str, channels: int) -> None:
         if self.kind == "slice":
@@ -59,7 +77,9 @@ class TaskHeads(nn.Module):
     def forward(self, y: Tensor, task: str) -> Tensor:
         if self.kind == "slice":
             a, b = self.offsets[task]
-            return y[:, a:b]
-        if self.task_channels[task] == self.width:
-            return y
-        return torch.einsum("nchw,kc->nkhw", y, getattr(self, f"pool_{task}"))
+            out = y[:, a:b]
+        elif self.task_channels[task] == self.width:
+            out = y
+        else:
+            out = torch.einsum("nchw,kc->nkhw", y, getattr(self, f"pool_{task}"))
+        return self.shift(out, task)

@@ -116,7 +116,7 @@ class MTINet(MultiTaskModel):
         if self.training:
             for t in tasks:
                 for s in range(4):
-                    out[aux_key(t, f"scale{s}")] = self.initial[s].pred[t](feats[s][t])
+                    out[aux_key(t, f"scale{s}")] = self.heads[t].shift(self.initial[s].pred[t](feats[s][t]), t)
         return out
 
     def shared_parameters(self) -> list[nn.Parameter]:
@@ -130,7 +130,7 @@ def build_mtinet(cfg, task_channels: dict[str, int], *, widths: list[int] | None
     w = [max(1, v // 4) for v in cfg.skip_widths[1:]] if widths is None else list(widths)
     if len(w) != 4 or not all(isinstance(v, int) and v >= 1 for v in w):
         raise ConfigError(f"mtinet widths must be 4 positive integers (scales H/4 .. H/32), got {widths!r}")
-    heads = {t: TaskHeads(cfg.head, {t: c}, cfg.head_width) for t, c in task_channels.items()}
+    heads = {t: TaskHeads.from_config(cfg, {t: c}) for t, c in task_channels.items()}
     return MTINet(task_channels, _encoder(cfg), heads, w)
 
 

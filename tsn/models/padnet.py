@@ -83,7 +83,7 @@ class PADNet(MultiTaskModel):
             out[t] = self.heads[t](upsample(y, x.shape[-2:]), t)
         if self.training:
             for t in tasks:
-                out[aux_key(t, "initial")] = self.initial_out[t](feats[t])
+                out[aux_key(t, "initial")] = self.heads[t].shift(self.initial_out[t](feats[t]), t)
         return out
 
     def shared_parameters(self) -> list[nn.Parameter]:
@@ -100,7 +100,7 @@ def build_padnet(cfg, task_channels: dict[str, int], *, width: int | None = None
     d = 4 * cfg.skip_widths[1] if width is None else width
     if not isinstance(d, int) or d < 4 or d % 4:
         raise ConfigError(f"padnet width must be a positive multiple of 4 (Bottleneck blocks), got {d!r}")
-    heads = {t: TaskHeads(cfg.head, {t: c}, cfg.head_width) for t, c in task_channels.items()}
+    heads = {t: TaskHeads.from_config(cfg, {t: c}) for t, c in task_channels.items()}
     return PADNet(task_channels, _encoder(cfg), heads, d)
 
 

@@ -68,7 +68,7 @@ def build_tsn(cfg: ModelConfig, task_channels: dict[str, int], *, code: CodeConf
     enc = _encoder(cfg)
     codes = build_codebook(tasks, code.kind, code.dim, code.seed, code.path, code.learnable)
     emb = TaskEmbedding(code.dim, embedding.n_fc, embedding.width, embedding.equalized)
-    heads = TaskHeads(cfg.head, task_channels, cfg.head_width)
+    heads = TaskHeads.from_config(cfg, task_channels)
     dec = _decoder(cfg, enc.channels, heads, "adain", len(tasks), "leaky_relu",
                    latent_dim=emb.out_dim, equalized=embedding.equalized)
     return TaskSwitchingNet(task_channels, enc, codes, emb, dec, heads)
@@ -77,7 +77,7 @@ def build_tsn(cfg: ModelConfig, task_channels: dict[str, int], *, code: CodeConf
 def _task_norm(norm: str) -> Builder:
     def build(cfg: ModelConfig, task_channels: dict[str, int]) -> TaskNormNet:
         enc = _encoder(cfg)
-        heads = TaskHeads(cfg.head, task_channels, cfg.head_width)
+        heads = TaskHeads.from_config(cfg, task_channels)
         dec = _decoder(cfg, enc.channels, heads, norm, len(task_channels), "leaky_relu", init_std=cfg.norm_init_std)
         return TaskNormNet(task_channels, enc, dec, heads)
 
@@ -89,7 +89,7 @@ MODELS.register("task_bn")(_task_norm("task_bn"))
 
 
 def _per_task_decoders(cfg: ModelConfig, task_channels: dict[str, int], enc_channels):
-    heads = {t: TaskHeads(cfg.head, {t: c}, cfg.head_width) for t, c in task_channels.items()}
+    heads = {t: TaskHeads.from_config(cfg, {t: c}) for t, c in task_channels.items()}
     decs = {t: _decoder(cfg, enc_channels, heads[t], "in", 1, "relu") for t in task_channels}
     return decs, heads
 
