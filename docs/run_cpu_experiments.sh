@@ -3,25 +3,23 @@
 # Scale: configs/synthetic/base.yaml as shipped (the README main job's: 64x64
 # subject-framed scenes, 1,500 training / 200 validation, 5 epochs,
 # quarter-width ResNet-18 from scratch). About 10-15 minutes per run and seed
-# on one core; JOBS processes side by side (default 2), one thread each, seeds
-# split between them. Every suite is resumable: run the script again after any
-# interruption and it continues where it stopped (finished runs are skipped).
+# on one core; JOBS processes side by side (default 2), one thread each, share
+# each suite (train.sweep claims every run with a lock, so each run is trained
+# once, after its reference). Every suite is resumable: run the script again
+# after any interruption and it continues where it stopped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-runs/sweeps/synthetic}
 JOBS=${JOBS:-2}
 export OMP_NUM_THREADS=1
 
-# suite FILE SEED... : the suite's seeds split over JOBS processes
+# suite FILE SEED... : JOBS processes share the suite's runs for these seeds
 suite() {
   local file=$1; shift
-  local name; name=$(basename "$file" .yaml)
-  local seeds=("$@") pids=()
+  local name pids=()
+  name=$(basename "$file" .yaml)
   for ((j = 0; j < JOBS; j++)); do
-    local mine=()
-    for ((i = j; i < ${#seeds[@]}; i += JOBS)); do mine+=("${seeds[i]}"); done
-    ((${#mine[@]})) || continue
-    python -m train.sweep "$file" --out "$OUT/$name" --seeds "${mine[@]}" & pids+=($!)
+    python -m train.sweep "$file" --out "$OUT/$name" --seeds "$@" & pids+=($!)
   done
   for p in "${pids[@]}"; do wait "$p"; done
 }

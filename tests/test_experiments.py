@@ -121,6 +121,87 @@ def test_sweep_dry_run_only_and_errors(swept, tmp_path):
     assert main([str(bad)]) == 2
 
 
+def _fake_runs(monkeypatch, calls: list, delay: float = 0.0):
+    """run_job replaced by one that checks the reference is finished, records
+    the job and writes its metrics.json: the sweep's scheduling without training."""
+    import time
+
+    import train.sweep as sw
+    from tsn.io import atomic_write_json
+
+    def fake(job, quiet=True):
+        if job.state() == "done":
+            return json.loads((job.out / "metrics.json").read_text())
+        ref_ok = job.reference_dir is None or (job.reference_dir / "metrics.json").is_file()
+        calls.append((job.label, ref_ok))
+        time.sleep(delay)
+        atomic_write_json(job.out / "metrics.json", {"delta_m": 0.0})  # atomic, as the trainer writes it
+        return {"delta_m": 0.0}
+
+    monkeypatch.setattr(sw, "run_job", fake)
+
+
+def test_a_run_claimed_by_another_process_is_left_to_it(tmp_path, monkeypatch):
+    from train.sweep import RunLock, load_suite, sweep
+
+    suite, out, calls = load_suite(write_suite(tmp_path)), tmp_path / "runs", []
+    _fake_runs(monkeypatch, calls)
+    other = RunLock(out / "task_in" / "seed0")  # another process holds this claim (a separate open file)
+    assert other.acquire() and other.path == out / "task_in" / ".seed0.lock"
+    lines = []
+    rows = sweep(suite, "synthetic", out, log=lines.append)
+    assert calls == [("single_task/seed0", True), ("tsn/seed0", True)]
+    assert [(r["run"], r["outcome"]) for r in rows] == [("single_task", "ok"), ("tsn", "ok"), ("task_in", "elsewhere")]
+    assert "2 trained, 0 already finished, 0 failed, 1 left to other processes" in lines[-1]
+    other.release()
+    assert not RunLock(out / "task_in" / "seed0").held_elsewhere()  # released claims are free again
+
+
+def test_a_run_waits_for_its_reference_training_elsewhere(tmp_path, monkeypatch):
+    import train.sweep as sw
+
+    suite, out, calls, waits = sw.load_suite(write_suite(tmp_path)), tmp_path / "runs", [], []
+    _fake_runs(monkeypatch, calls)
+    other = sw.RunLock(out / "single_task" / "seed0")
+    assert other.acquire()
+
+    def other_finishes(seconds):  # the other process finishes the reference while this one waits
+        waits.append(seconds)
+        (out / "single_task" / "seed0").mkdir(parents=True)
+        (out / "single_task" / "seed0" / "metrics.json").write_text("{}")
+        other.release()
+
+    monkeypatch.setattr(sw, "_wait", other_finishes)
+    rows = sw.sweep(suite, "synthetic", out, log=lambda m: None)
+    assert waits == [sw.POLL_S]
+    assert calls == [("tsn/seed0", True), ("task_in/seed0", True)]
+    assert {r["run"]: r["outcome"] for r in rows} == {"single_task": "skipped", "tsn": "ok", "task_in": "ok"}
+
+
+def test_processes_sharing_a_suite_train_every_run_once_after_its_reference(tmp_path, monkeypatch):
+    """Three sweeps of the same suite at once (threads: flock claims conflict
+    between open files, in one process too): every run trained exactly once,
+    never before its reference."""
+    import threading
+
+    import train.sweep as sw
+
+    suite_path, out, calls = write_suite(tmp_path, seeds=[0, 1, 2]), tmp_path / "runs", []
+    _fake_runs(monkeypatch, calls, delay=0.02)
+    monkeypatch.setattr(sw, "_wait", lambda s: __import__("time").sleep(0.01))
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(
+        sw.sweep(sw.load_suite(suite_path), "synthetic", out, log=lambda m: None))) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    want = sorted(f"{r}/seed{s}" for r in ("single_task", "tsn", "task_in") for s in range(3))
+    assert sorted(label for label, _ in calls) == want
+    assert all(ref_ok for _, ref_ok in calls)
+    assert sum(r["outcome"] == "ok" for rows in results for r in rows) == 9
+
+
 def test_missing_reference_hint_is_the_command_that_trains_it(tmp_path):
     """Following the hint must train the reference with the same dataset and
     overrides, into the folder where the waiting run looks for it."""

@@ -8,6 +8,13 @@ whose ``metrics.json`` exists is finished and skipped, one with
 anything else starts afresh. So the same command continues a sweep after a
 crash or a Ctrl-C.
 
+Several processes may run the same command side by side (one per core, or one
+per GPU): each run is claimed by an exclusive lock (``OUT/<run>/.seed<k>.lock``,
+``flock``, released by the kernel when its holder dies, so a killed process
+leaves no stale claim), a run claimed by another process is left to it, and
+a run whose reference is training elsewhere waits for it. Each process prints
+what it trained; ``--dry-run`` shows the whole suite's state.
+
 Suite YAML::
 
     name: paper_main
@@ -263,6 +270,69 @@ def run_job(job: Job, quiet: bool = True) -> dict:
     return Trainer(cfg, job.out, resume=resume, quiet=quiet).fit()
 
 
+POLL_S = 30.0  # how often a run waiting for a reference trained elsewhere looks again
+
+
+class RunLock:
+    """An exclusive claim on one run directory shared by sweep processes.
+
+    ``flock`` rather than a marker file: the kernel drops it when the holder
+    exits or is killed, so there is no stale claim to clean up. Where ``fcntl``
+    does not exist (Windows) every claim succeeds: one process per suite.
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir.parent / f".{run_dir.name}.lock"
+        self._file = None
+
+    def acquire(self) -> bool:
+        try:
+            import fcntl
+        except ImportError:
+            return True
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        f = open(self.path, "a")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.close()
+            return False
+        self._file = f
+        return True
+
+    def release(self) -> None:
+        if self._file is not None:
+            self._file.close()  # closing the descriptor drops the flock
+            self._file = None
+
+    def held_elsewhere(self) -> bool:
+        if self.acquire():
+            self.release()
+            return False
+        return True
+
+
+def _wait(seconds: float) -> None:
+    time.sleep(seconds)
+
+
+def _next_job(pending: list[Job]) -> tuple[Job | None, RunLock | None, Job | None]:
+    """The first pending job this process may take now (finished ones first
+    come back without a lock), else (None, None, a job waiting for its reference)."""
+    waiting = None
+    for job in pending:
+        if job.state() == "done":
+            return job, None, None
+        ref = job.reference_dir
+        if ref is not None and not (ref / "metrics.json").is_file() and RunLock(ref).held_elsewhere():
+            waiting = waiting or job
+            continue
+        lock = RunLock(job.out)
+        if lock.acquire():
+            return job, lock, None
+    return None, None, waiting
+
+
 def write_manifest(suite: Suite, dataset: str, out: Path) -> None:
     """``OUT/sweep.json``: which run is which, for the tables and figures."""
     from tsn.io import atomic_write_json
@@ -287,31 +357,55 @@ def sweep(suite: Suite, dataset: str, out: Path, cli_set: list[str] | None = Non
             log(f"  {j.state():6s} {j.label:28s} {j.config_path.name} {' '.join(j.overrides)}")
         return [{"run": j.run.name, "seed": j.seed, "state": j.state(), "outcome": "dry-run"} for j in jobs]
     write_manifest(suite, dataset, out)
-    rows = []
-    for i, job in enumerate(jobs, 1):
-        state = job.state()
-        verb = {"done": "finished already, skipped", "resume": "resuming", "start": "starting"}[state]
-        log(f"[{i}/{len(jobs)}] {job.label}: {verb} ({job.out})")
-        t0 = time.time()
-        row = {"run": job.run.name, "seed": job.seed, "state": state, "dir": str(job.out)}
+    rows, pending, i, said = [], list(jobs), 0, None
+    while pending:
+        job, lock, waiting = _next_job(pending)
+        if job is None:
+            if waiting is not None:  # its reference trains in another process: wait for it
+                if said is not waiting:
+                    log(f"{waiting.label}: waiting for {waiting.reference_dir} (training in another process)")
+                    said = waiting
+                _wait(POLL_S)
+                continue
+            for j in pending:  # every run left is being trained by another process
+                log(f"{j.label}: being trained by another process, left to it")
+                rows.append({"run": j.run.name, "seed": j.seed, "state": j.state(), "dir": str(j.out),
+                             "outcome": "elsewhere"})
+            break
+        pending.remove(job)
+        i += 1
         try:
-            res = run_job(job, quiet)
-        except KeyboardInterrupt:
-            log(f"[{i}/{len(jobs)}] {job.label}: interrupted; the same command resumes it")
-            raise
-        except TSNError as e:
-            row.update(outcome="failed", error=str(e), seconds=time.time() - t0)
-            log(f"[{i}/{len(jobs)}] {job.label}: FAILED: {e}")
-        else:
-            row.update(outcome="skipped" if state == "done" else "ok", seconds=time.time() - t0, delta_m=res.get("delta_m"))
-            if state != "done":
-                dm = res.get("delta_m")
-                log(f"[{i}/{len(jobs)}] {job.label}: done in {row['seconds']:.0f}s, best epoch {res.get('best_epoch')}"
-                    + (f", delta_m {dm:+.2f}%" if dm is not None else ""))
-        rows.append(row)
+            rows.append(_run_logged(job, f"[{i}/{len(jobs)}]", quiet, log))
+        finally:
+            if lock is not None:
+                lock.release()
         _release_memory()
     log(summary(rows))
     return rows
+
+
+def _run_logged(job: Job, tag: str, quiet: bool, log) -> dict:
+    """Run one job (after its claim), logging its start and outcome; its summary row."""
+    state = job.state()
+    verb = {"done": "finished already, skipped", "resume": "resuming", "start": "starting"}[state]
+    log(f"{tag} {job.label}: {verb} ({job.out})")
+    t0 = time.time()
+    row = {"run": job.run.name, "seed": job.seed, "state": state, "dir": str(job.out)}
+    try:
+        res = run_job(job, quiet)
+    except KeyboardInterrupt:
+        log(f"{tag} {job.label}: interrupted; the same command resumes it")
+        raise
+    except TSNError as e:
+        row.update(outcome="failed", error=str(e), seconds=time.time() - t0)
+        log(f"{tag} {job.label}: FAILED: {e}")
+    else:
+        row.update(outcome="skipped" if state == "done" else "ok", seconds=time.time() - t0, delta_m=res.get("delta_m"))
+        if state != "done":
+            dm = res.get("delta_m")
+            log(f"{tag} {job.label}: done in {row['seconds']:.0f}s, best epoch {res.get('best_epoch')}"
+                + (f", delta_m {dm:+.2f}%" if dm is not None else ""))
+    return row
 
 
 def _release_memory() -> None:
@@ -331,8 +425,9 @@ def summary(rows: list[dict]) -> str:
         dm = r.get("delta_m")
         lines.append(f"{r['run'] + '/seed' + str(r['seed']):28s} {r['outcome']:8s} {r.get('seconds', 0):6.0f}s "
                      f"{'' if dm is None else f'{dm:+.2f}%':>8s}" + (f"  {r['error']}" if r.get("error") else ""))
-    counts = {k: sum(r["outcome"] == k for r in rows) for k in ("ok", "skipped", "failed")}
-    lines.append(f"{counts['ok']} trained, {counts['skipped']} already finished, {counts['failed']} failed")
+    counts = {k: sum(r["outcome"] == k for r in rows) for k in ("ok", "skipped", "failed", "elsewhere")}
+    lines.append(f"{counts['ok']} trained, {counts['skipped']} already finished, {counts['failed']} failed"
+                 + (f", {counts['elsewhere']} left to other processes" if counts["elsewhere"] else ""))
     return "\n".join(lines)
 
 
