@@ -35,5 +35,6 @@ for s in 0 1; do                                       # parts added to the 5-ta
 done
 suite configs/sweeps/comparison.yaml 0 1 2             # cross-stitch, NDDR-CNN, MTAN, PAD-Net, MTI-Net
 suite configs/sweeps/comparison_weighting.yaml 0       # torchjd balancing on TSN (several times a fixed-weighting run)
-python -m eval tables "$OUT" --out docs/results
-python -m eval figures "$OUT" --out docs/results
+python -m eval records "$OUT" --out docs/results/main_scale/runs   # metrics, configs, logs: small, committed
+python -m eval tables "$OUT" --out docs/results/main_scale
+python -m eval figures "$OUT" --out docs/results/main_scale

@@ -6,6 +6,7 @@
   python -m eval scaling --max-tasks 9 --out DIR
   python -m eval tables RUNS_DIR --out DIR
   python -m eval figures RUNS_DIR --out DIR
+  python -m eval records RUNS_DIR --out DIR     (finished runs' records, no checkpoints: to commit)
   python -m eval edges PRED_DIR --gt GT_DIR --protocol seism|bsds [--json]
   python -m eval import-release CHECKPOINT --kind tsn|single_task [--task T] --out RUN_DIR
 """
@@ -18,8 +19,8 @@ import sys
 
 from tsn.errors import TSNError
 
-SUBCOMMANDS = ["params", "trivial", "scaling", "tables", "figures", "grouping", "edges", "import-release", "predict",
-               "export", "run"]
+SUBCOMMANDS = ["params", "trivial", "scaling", "tables", "figures", "records", "grouping", "edges", "import-release",
+               "predict", "export", "run"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -307,6 +307,27 @@ def test_tables_cli_writes_markdown_latex_and_json(swept, tmp_path, capsys):
 # ---------------------------------------------------------------- figures
 
 
+def test_records_keep_what_the_tables_read_and_never_replace(swept, tmp_path, capsys):
+    from eval.__main__ import main
+    from eval.records import record_files
+
+    _, out, _ = swept
+    keep = tmp_path / "kept"
+    assert main(["records", str(out), "--out", str(keep)]) == 0
+    names = {p.name for p in record_files(keep)}
+    assert {"metrics.json", "config.yaml", "log.txt", "sweep.json"} <= names
+    assert not list(keep.rglob("*.pt"))  # no checkpoints
+    for d in (out, keep):
+        assert main(["tables", str(d), "--out", str(tmp_path / d.name)]) == 0
+    assert (tmp_path / out.name / "tables.json").read_text() == (tmp_path / keep.name / "tables.json").read_text()
+    assert main(["records", str(out), "--out", str(keep)]) == 0  # again: nothing new, nothing replaced
+    assert "0 record file(s) copied" in capsys.readouterr().out
+    kept = keep / "tsn" / "seed0" / "log.txt"
+    kept.write_text("another run's log\n")
+    assert main(["records", str(out), "--out", str(keep)]) == 2
+    assert "exists and differs" in capsys.readouterr().err and kept.read_text() == "another run's log\n"
+
+
 def test_figures_are_written(swept, tmp_path):
     from eval.__main__ import main
     from eval.figures import history_delta_m

@@ -1,0 +1,67 @@
+"""``python -m eval records RUNS_DIR --out DIR``: the records of every finished
+run under RUNS_DIR, without checkpoints, into DIR (same relative paths).
+
+A run's record is what the tables and figures read: ``metrics.json`` (the
+training record), ``config.yaml`` (the resolved config), ``log.txt`` and its
+evaluation records (``evals/*.json``), plus every suite's ``sweep.json``.
+They are small enough to commit, so results outlive the machine that made
+them: ``python -m eval tables DIR`` gives the same tables as on RUNS_DIR.
+A file already in DIR is never replaced by a different one (one line names it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import filecmp
+import shutil
+from pathlib import Path
+
+from tsn.errors import ConfigError
+
+RECORD_FILES = ("metrics.json", "config.yaml", "log.txt")
+
+
+def record_files(runs_dir: Path) -> list[Path]:
+    """The record files under ``runs_dir``, relative to it, in a stable order."""
+    files: set[Path] = set()
+    for mfile in runs_dir.rglob("metrics.json"):
+        run = mfile.parent
+        files.update(run / n for n in RECORD_FILES if (run / n).is_file())
+        files.update((run / "evals").glob("*.json"))
+    files.update(runs_dir.rglob("sweep.json"))
+    return sorted(p.relative_to(runs_dir) for p in files)
+
+
+def copy_records(runs_dir: str | Path, out: str | Path) -> tuple[int, int]:
+    """Copy the records; returns (copied, already there). Conflicts are checked
+    before anything is written, so a refused copy writes nothing."""
+    src, dst = Path(runs_dir), Path(out)
+    if not src.is_dir():
+        raise ConfigError(f"runs folder not found: {runs_dir}")
+    rel = record_files(src)
+    if not any(p.name == "metrics.json" for p in rel):
+        raise ConfigError(f"no finished runs (metrics.json) under {runs_dir}")
+    same = [p for p in rel if (dst / p).exists()]
+    for p in same:
+        if not (dst / p).is_file() or not filecmp.cmp(src / p, dst / p, shallow=False):
+            raise ConfigError(f"{dst / p} exists and differs from {src / p}; records are never replaced "
+                              "(choose another --out, or remove that run's folder there)")
+    todo = [p for p in rel if p not in set(same)]
+    for p in todo:
+        (dst / p).parent.mkdir(parents=True, exist_ok=True)
+        tmp = (dst / p).with_name(f".{p.name}.tmp")
+        shutil.copyfile(src / p, tmp)
+        tmp.replace(dst / p)  # atomic: a reader never sees half a record
+    return len(todo), len(same)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("records", help="copy finished runs' records (no checkpoints) to a folder to keep")
+    p.add_argument("runs_dir", help="folder holding the runs (e.g. runs/sweeps/synthetic)")
+    p.add_argument("--out", required=True, help="where the records go (e.g. docs/results/main_scale/runs)")
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> None:
+    copied, kept = copy_records(args.runs_dir, args.out)
+    print(f"{copied} record file(s) copied to {args.out}, {kept} already there")
