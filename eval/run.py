@@ -86,15 +86,12 @@ def checkpoint_epoch(ckpt: dict[str, Any]) -> str:
 
 
 def edge_protocol(cfg) -> str | None:
-    """The configured edge protocol (``eval.options.edge.protocol``, or ``eval.edge_protocol``), if any."""
-    given = (getattr(cfg.eval, "options", None) or {}).get("edge") or {}
-    try:  # the task's declared defaults, updated by the config
-        from tsn.tasks import get_task
+    """The edge protocol the config asks for: ``eval.options.edge.protocol``
+    over the edge task's declared default (old ``eval.edge_protocol`` keys
+    arrive here through the config's aliases)."""
+    from tsn.tasks import get_task
 
-        given = get_task("edge").options("eval", given)
-    except (ImportError, AttributeError, ConfigError):
-        pass
-    return given.get("protocol") or getattr(cfg.eval, "edge_protocol", None)
+    return get_task("edge").options("eval", cfg.eval.options.get("edge") or {}).get("protocol")
 
 
 def protocol_name(geometry: str, cfg, tasks: list[str], overrides: list[str]) -> str:

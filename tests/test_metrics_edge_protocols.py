@@ -239,6 +239,7 @@ def test_protocols_do_not_merge():
 def test_configs_default_to_seism_and_validation_stays_fast():
     from pathlib import Path
 
+    from eval.run import edge_protocol
     from tsn.config import load_config
     from tsn.data import dataset_info
     from tsn.tasks import get_task
@@ -246,7 +247,7 @@ def test_configs_default_to_seism_and_validation_stays_fast():
     root = Path(__file__).resolve().parents[1]
     for name, md in (("pascal", 0.0075), ("nyud", 0.011)):
         cfg = load_config(str(root / "configs" / name / "base.yaml"))
-        assert cfg.eval.edge_protocol == "seism"
+        assert edge_protocol(cfg) == "seism"
         opts = cfg.eval.options.get("edge")
         final = get_task("edge").metric_kwargs(opts, dataset_info(name))
         val = get_task("edge").metric_kwargs(opts, dataset_info(name), validation=True)

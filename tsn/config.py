@@ -187,12 +187,6 @@ class EvalConfig:
     options: dict[str, dict[str, Any]] = field(default_factory=dict)  # eval.options.<task>.<key> (see tsn.tasks)
     geometry: Literal["pad", "release"] = "pad"  # test-time geometry of python -m eval (tsn/engine/geometry.py)
 
-    @property
-    def edge_protocol(self) -> str | None:
-        """eval.options.edge.protocol as configured (None: not given, the fast preset); records
-        and tables add it to their protocol name (eval/run.py, eval/tables.py)."""
-        return (self.options.get("edge") or {}).get("protocol")
-
 
 @dataclass
 class Config:
