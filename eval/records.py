@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import argparse
 import filecmp
-import shutil
 from pathlib import Path
 
 from tsn.errors import ConfigError
+from tsn.io import atomic_write_bytes
 
 RECORD_FILES = ("metrics.json", "config.yaml", "log.txt")
 
@@ -41,17 +41,14 @@ def copy_records(runs_dir: str | Path, out: str | Path) -> tuple[int, int]:
     rel = record_files(src)
     if not any(p.name == "metrics.json" for p in rel):
         raise ConfigError(f"no finished runs (metrics.json) under {runs_dir}")
-    same = [p for p in rel if (dst / p).exists()]
-    for p in same:
+    same = {p for p in rel if (dst / p).exists()}
+    for p in sorted(same):
         if not (dst / p).is_file() or not filecmp.cmp(src / p, dst / p, shallow=False):
             raise ConfigError(f"{dst / p} exists and differs from {src / p}; records are never replaced "
                               "(choose another --out, or remove that run's folder there)")
-    todo = [p for p in rel if p not in set(same)]
+    todo = [p for p in rel if p not in same]
     for p in todo:
-        (dst / p).parent.mkdir(parents=True, exist_ok=True)
-        tmp = (dst / p).with_name(f".{p.name}.tmp")
-        shutil.copyfile(src / p, tmp)
-        tmp.replace(dst / p)  # atomic: a reader never sees half a record
+        atomic_write_bytes(dst / p, (src / p).read_bytes())  # a reader never sees half a record
     return len(todo), len(same)
 
 

@@ -19,7 +19,7 @@ SMALL = dict(encoder_width=8, skip_widths=[8, 8, 16, 16, 32], up_widths=[32, 16,
 
 
 def test_heads_add_the_constant_after_pooling_by_hand():
-    heads = TaskHeads("mean", {"a": 2, "d": 1}, 4, offsets={"d": 4.0})
+    heads = TaskHeads("mean", {"a": 2, "d": 1}, 4, output_offset={"d": 4.0})
     y = torch.arange(8.0).view(1, 4, 1, 2)  # channels 0..3, values (0,1), (2,3), (4,5), (6,7)
     assert torch.equal(heads(y, "d"), torch.tensor([[[[7.0, 8.0]]]]))  # mean of the 4 channels (3, 4) + 4
     assert torch.equal(heads(y, "a"), torch.tensor([[[[1.0, 2.0]], [[5.0, 6.0]]]]))  # no offset: pooled only

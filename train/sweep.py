@@ -306,6 +306,8 @@ class RunLock:
             self._file = None
 
     def held_elsewhere(self) -> bool:
+        if not self.path.exists():  # every holder creates it: nobody has claimed this run
+            return False
         if self.acquire():
             self.release()
             return False

@@ -6,7 +6,7 @@ channels (21 on PASCAL) and each task averages them down to its own count
 the paper's parameter count. ``slice`` gives each task its own channels of a
 wider shared output (width = sum of the tasks' channels).
 
-``offsets`` (``model.output_offset``, e.g. ``{depth: 4.0}``) adds a fixed
+``output_offset`` (``model.output_offset``, e.g. ``{depth: 4.0}``) adds a fixed
 constant to a task's output: a regression target far from 0 (depth in
 metres) then starts at its typical value instead of being learned as an
 offset at Adam's rate of about lr per step, which a short from-scratch run
@@ -31,7 +31,7 @@ def _pool_matrix(width: int, channels: int) -> Tensor:
 
 class TaskHeads(nn.Module):
     def __init__(self, kind: str, task_channels: dict[str, int], width: int | None = None,
-                 offsets: dict[str, float] | None = None) -> None:
+                 output_offset: dict[str, float] | None = None) -> None:
         super().__init__()
         if kind not in HEAD_KINDS:
             raise ConfigError(f"unknown model.head {kind!r}; valid: {', '.join(HEAD_KINDS)}")
@@ -53,7 +53,7 @@ class TaskHeads(nn.Module):
             for t, c in task_channels.items():
                 self.offsets[t] = (off, off + c)
                 off += c
-        self.output_offset = {t: float(v) for t, v in (offsets or {}).items() if t in self.task_channels and v}
+        self.output_offset = {t: float(v) for t, v in (output_offset or {}).items() if t in self.task_channels and v}
 
     @classmethod
     def from_config(cls, cfg, task_channels: dict[str, int]) -> "TaskHeads":
