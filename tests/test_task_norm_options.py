@@ -53,3 +53,16 @@ def test_norm_lr_puts_the_task_affines_in_their_own_group():
     n_all = sum(len(g["params"]) for g in opt.param_groups)
     assert n_all == len([p for p in m.parameters() if p.requires_grad])
     assert "task_norm" not in {g["name"] for g in build_optimizer(OptimConfig(lr=1e-3), m).param_groups}
+
+
+def test_options_refused_where_there_are_no_task_norms():
+    import pytest
+
+    from tsn.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="model.norm_init_std=0.5 .* model 'tsn' has none"):
+        build_model(_cfg("tsn", 0.5), CH)
+    m = build_model(_cfg("multi_decoder"), CH)
+    with pytest.raises(ConfigError, match="optim.norm_lr=0.01 .* MultiDecoderNet has none"):
+        build_optimizer(OptimConfig(lr=1e-3, norm_lr=1e-2), m)
+    build_optimizer(OptimConfig(lr=1e-3), m)  # the default (null) is accepted everywhere

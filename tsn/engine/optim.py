@@ -22,6 +22,9 @@ def build_optimizer(cfg: OptimConfig, model: nn.Module, extra_groups: list[dict]
     norm_ids = set()
     if cfg.norm_lr is not None:
         norm_ids = {id(p) for m in model.modules() if isinstance(m, (TaskIN, TaskBN)) for p in m.parameters()}
+        if not norm_ids:
+            raise ConfigError(f"optim.norm_lr={cfg.norm_lr} is the rate of task-specific IN/BN affines, and "
+                              f"{type(model).__name__} has none; use it with task_in or task_bn, or leave it null")
     enc, rest, norms = [], [], []
     for name, p in model.named_parameters():
         if p.requires_grad:

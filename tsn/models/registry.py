@@ -143,7 +143,19 @@ def build_model(cfg: ModelConfig, task_channels: dict[str, int]) -> MultiTaskMod
         if c < 1:
             raise ConfigError(f"task {t!r} needs at least one output channel, got {c}")
     builder = MODELS.get(cfg.name, "model.name")
-    return builder(cfg, dict(task_channels), **model_options(cfg))
+    model = builder(cfg, dict(task_channels), **model_options(cfg))
+    if cfg.norm_init_std and not has_task_norms(model):  # a silently ignored option would misreport a run
+        raise ConfigError(f"model.norm_init_std={cfg.norm_init_std} acts on task-specific IN/BN layers, and model "
+                          f"{cfg.name!r} has none; use it with task_in or task_bn, or leave it at 0")
+    return model
+
+
+def has_task_norms(model) -> bool:
+    """Whether ``model`` holds per-task affines (task_in / task_bn), which
+    model.norm_init_std and optim.norm_lr act on."""
+    from tsn.nn.norms import TaskBN, TaskIN
+
+    return any(isinstance(m, (TaskIN, TaskBN)) for m in model.modules())
 
 
 def list_models() -> list[str]:
