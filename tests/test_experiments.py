@@ -129,7 +129,7 @@ def _fake_runs(monkeypatch, calls: list, delay: float = 0.0):
     import train.sweep as sw
     from tsn.io import atomic_write_json
 
-    def fake(job, quiet=True):
+    def fake(job, quiet=True, log=None):
         if job.state() == "done":
             return json.loads((job.out / "metrics.json").read_text())
         ref_ok = job.reference_dir is None or (job.reference_dir / "metrics.json").is_file()
@@ -200,6 +200,56 @@ def test_processes_sharing_a_suite_train_every_run_once_after_its_reference(tmp_
     assert sorted(label for label, _ in calls) == want
     assert all(ref_ok for _, ref_ok in calls)
     assert sum(r["outcome"] == "ok" for rows in results for r in rows) == 9
+
+
+def test_same_as_reuses_a_finished_run_of_the_same_config_and_trains_a_different_one(tmp_path):
+    """The embedding ablation's orthogonal d = 100 is paper_main's TSN: reused
+    (records copied, checkpoints linked), never when the configs differ."""
+    import os
+
+    import train.sweep as sw
+    from eval.tables import collect
+
+    runs = tmp_path / "runs"
+    sw.sweep(sw.load_suite(write_suite(tmp_path)), "synthetic", runs / "paper_main", only=["single_task", "tsn"],
+             log=lambda m: None)
+    abl = {"name": "ablation", "configs": {"synthetic": str(tmp_path / "configs")}, "seeds": [0],
+           "reference": "../paper_main/single_task",
+           "runs": [{"name": "d12", "config": "tsn.yaml", "same_as": "../paper_main/tsn"},
+                    {"name": "d8", "config": "tsn.yaml", "set": ["model.options.tsn.code.dim=8"],
+                     "same_as": "../paper_main/tsn"}]}
+    (tmp_path / "abl.yaml").write_text(yaml.safe_dump(abl))
+    lines = []
+    rows = sw.sweep(sw.load_suite(tmp_path / "abl.yaml"), "synthetic", runs / "ablation", log=lines.append)
+    assert [(r["run"], r["outcome"]) for r in rows] == [("d12", "reused"), ("d8", "ok")]
+    src, dst = runs / "paper_main" / "tsn" / "seed0", runs / "ablation" / "d12" / "seed0"
+    got, want = json.loads((dst / "metrics.json").read_text()), json.loads((src / "metrics.json").read_text())
+    assert got.pop("same_as") == str(src.resolve()) and got == want
+    assert os.stat(dst / "checkpoints" / "best.pt").st_ino == os.stat(src / "checkpoints" / "best.pt").st_ino
+    assert any("differs in model.options.tsn.code.dim" in m for m in lines)
+    assert "1 trained, 1 reused, 0 already finished, 0 failed" in lines[-1]
+    groups = {r.group: r.code for r in collect(runs)}
+    assert groups["ablation/d12"] == ("orthogonal", 12) and groups["ablation/d8"] == ("orthogonal", 8)
+    again = sw.sweep(sw.load_suite(tmp_path / "abl.yaml"), "synthetic", runs / "ablation", log=lambda m: None)
+    assert [r["outcome"] for r in again] == ["skipped", "skipped"]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({**abl, "runs": [{"name": "x", "config": "tsn.yaml", "same_as": "tsn"}]}))
+    with pytest.raises(ConfigError, match="same_as must be a run folder relative to the sweep's folder"):
+        sw.load_suite(bad)
+
+
+def test_a_run_waits_for_its_same_as_training_elsewhere(tmp_path, monkeypatch):
+    import train.sweep as sw
+
+    out = tmp_path / "runs" / "b"
+    other = sw.RunLock(tmp_path / "runs" / "a" / "tsn" / "seed0")
+    assert other.acquire()
+    job = sw.Job(sw.RunSpec("x", "tsn.yaml", same_as="../a/tsn"), 0, out / "x" / "seed0", [], tmp_path, False, None,
+                 same_as_dir=(out / "../a/tsn/seed0").resolve())
+    assert job.waits_for() == other.path.parent.resolve() / "seed0"
+    assert sw._next_job([job])[0] is None  # nothing to take now: it waits
+    other.release()
+    assert job.waits_for() is None and sw._next_job([job])[0] is job
 
 
 def test_missing_reference_hint_is_the_command_that_trains_it(tmp_path):

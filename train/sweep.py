@@ -29,6 +29,15 @@ Suite YAML::
       - {name: single_task, config: single_task.yaml}
       - {name: tsn, config: tsn.yaml, set: [model.options.tsn.code.dim=100]}
       - {name: tsn_k2, config: tsn.yaml, tasks: [semseg, normals]}   # tasks: data.tasks, loss weights cut to them
+      - {name: tsn_d100, config: tsn.yaml, same_as: ../paper_main/tsn}  # reused, see below
+
+``same_as`` (a run folder relative to OUT, like a reference) names a run of
+another suite that may already be this one: when that run of the same seed
+has finished and its saved config equals this run's resolved config (all but
+``name``), its records are copied here and its checkpoints linked, instead of
+training the same network twice; while it trains in another process this
+run waits for it; otherwise (not there, or a different config, e.g. another
+``--set``) this run is trained here and the log says why.
 
 Override order: the config file, the suite's ``set``, the run's ``set``, the
 run's ``tasks``, ``--set`` on the command line, then ``train.seed`` and
@@ -52,7 +61,7 @@ from tsn.config import read_yaml_mapping
 
 ROOT = Path(__file__).resolve().parents[1]
 SUITE_KEYS = {"name", "configs", "seeds", "set", "runs", "reference", "description", "claims"}
-RUN_KEYS = {"name", "config", "set", "tasks", "label"}
+RUN_KEYS = {"name", "config", "set", "tasks", "label", "same_as"}
 
 
 @dataclass
@@ -62,6 +71,7 @@ class RunSpec:
     set: list[str] = field(default_factory=list)
     tasks: list[str] | None = None
     label: str | None = None
+    same_as: str | None = None  # a finished run of another suite (relative to OUT) to reuse if its config is this one
 
 
 @dataclass
@@ -112,7 +122,12 @@ def load_suite(path: str | Path) -> Suite:
         tasks = r.get("tasks")
         if tasks is not None and (not isinstance(tasks, list) or not all(isinstance(t, str) for t in tasks)):
             raise ConfigError(f"{p}: runs[{i}] ({r['name']}): tasks must be a list of task names")
-        runs.append(RunSpec(str(r["name"]), str(r["config"]), _str_list(r.get("set"), f"runs[{i}].set"), tasks, r.get("label")))
+        same_as = r.get("same_as")
+        if same_as is not None and (not isinstance(same_as, str) or "/" not in same_as):
+            raise ConfigError(f"{p}: runs[{i}] ({r['name']}): same_as must be a run folder relative to the sweep's "
+                              f"folder, e.g. ../paper_main/tsn; got {same_as!r}")
+        runs.append(RunSpec(str(r["name"]), str(r["config"]), _str_list(r.get("set"), f"runs[{i}].set"), tasks,
+                            r.get("label"), same_as))
     names = [r.name for r in runs]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
@@ -134,6 +149,15 @@ class Job:
     is_reference: bool
     reference_dir: Path | None
     reference_command: str | None = None  # the command that trains the missing reference run
+    same_as_dir: Path | None = None  # RunSpec.same_as of this seed
+
+    def waits_for(self) -> Path | None:
+        """A run this job needs finished first (its reference, or the run it
+        may reuse) that is training in another process now; else None."""
+        for d in (self.reference_dir, self.same_as_dir):
+            if d is not None and not (d / "metrics.json").is_file() and RunLock(d).held_elsewhere():
+                return d
+        return None
 
     @property
     def label(self) -> str:
@@ -190,7 +214,8 @@ def plan(suite: Suite, dataset: str, out: Path, cli_set: list[str] | None = None
                 ov.append(f"eval.single_task={ref_dir}")
             check_config(load_config(cfile, ov))  # every config is checked before the first run starts
             hint = _reference_command(suite, dataset, out, ref_name, seed, cli_set, local_ref) if ref_dir else None
-            jobs.append(Job(run, seed, out / run.name / f"seed{seed}", ov, cfile, is_ref, ref_dir, hint))
+            same = (out / run.same_as / f"seed{seed}").resolve() if run.same_as else None
+            jobs.append(Job(run, seed, out / run.name / f"seed{seed}", ov, cfile, is_ref, ref_dir, hint, same))
     return jobs
 
 
@@ -252,8 +277,8 @@ def _flat(d: dict, prefix: str = "") -> dict:
     return out
 
 
-def run_job(job: Job, quiet: bool = True) -> dict:
-    """Start or resume one run; returns its metrics.json content."""
+def run_job(job: Job, quiet: bool = True, log=print) -> dict:
+    """Start or resume one run (or reuse its ``same_as``); returns its metrics.json content."""
     import json
 
     from tsn.config import load_config
@@ -267,7 +292,53 @@ def run_job(job: Job, quiet: bool = True) -> dict:
     resume = job.state() == "resume"
     if resume:
         _check_resumable(job, cfg)
+    elif job.same_as_dir is not None:
+        why = _differs(job.same_as_dir, cfg)
+        if why is None:
+            return reuse_run(job.same_as_dir, job.out)
+        log(f"{job.label}: trained here, not reused from {job.same_as_dir}: {why}")
     return Trainer(cfg, job.out, resume=resume, quiet=quiet).fit()
+
+
+def _differs(src: Path, cfg) -> str | None:
+    """Why the finished run ``src`` is not the run ``cfg`` describes; None if it is."""
+    from tsn.config import load_config, to_dict
+
+    if not (src / "metrics.json").is_file():
+        return "it has not finished"
+    try:
+        old = _flat(to_dict(load_config(src / "config.yaml")))
+    except TSNError as e:
+        return f"its config.yaml cannot be read ({e})"
+    new = _flat(to_dict(cfg))
+    diff = sorted(k for k in set(old) | set(new) if k != "name" and old.get(k) != new.get(k))
+    return f"its config differs in {', '.join(diff[:5])}" if diff else None
+
+
+def reuse_run(src: Path, dst: Path) -> dict:
+    """Make ``dst`` the finished run ``src``: its records copied, its
+    checkpoints hard-linked (copied across file systems), metrics.json last
+    (with ``same_as``), so that an interruption leaves ``dst`` unfinished."""
+    import json
+    import os
+    import shutil
+
+    from tsn.io import atomic_write_bytes, atomic_write_json
+
+    for rel in ["config.yaml", "log.txt", *(p.relative_to(src) for p in sorted(src.glob("evals/*.json")))]:
+        if (src / rel).is_file():
+            atomic_write_bytes(dst / rel, (src / rel).read_bytes())
+    for ckpt in sorted(src.glob("checkpoints/*.pt")):
+        target = dst / "checkpoints" / ckpt.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.unlink(missing_ok=True)
+        try:
+            os.link(ckpt, target)
+        except OSError:
+            shutil.copyfile(ckpt, target)
+    metrics = {**json.loads((src / "metrics.json").read_text()), "same_as": str(src)}
+    atomic_write_json(dst / "metrics.json", metrics)
+    return metrics
 
 
 POLL_S = 30.0  # how often a run waiting for a reference trained elsewhere looks again
@@ -325,8 +396,7 @@ def _next_job(pending: list[Job]) -> tuple[Job | None, RunLock | None, Job | Non
     for job in pending:
         if job.state() == "done":
             return job, None, None
-        ref = job.reference_dir
-        if ref is not None and not (ref / "metrics.json").is_file() and RunLock(ref).held_elsewhere():
+        if job.waits_for() is not None:
             waiting = waiting or job
             continue
         lock = RunLock(job.out)
@@ -342,7 +412,8 @@ def write_manifest(suite: Suite, dataset: str, out: Path) -> None:
     atomic_write_json(out / "sweep.json", {
         "suite": suite.name, "dataset": dataset, "file": str(suite.path), "seeds": suite.seeds,
         "reference": suite.reference,
-        "runs": [{"name": r.name, "config": r.config, "label": r.label, "tasks": r.tasks, "set": r.set} for r in suite.runs],
+        "runs": [{"name": r.name, "config": r.config, "label": r.label, "tasks": r.tasks, "set": r.set,
+                  **({"same_as": r.same_as} if r.same_as else {})} for r in suite.runs],
         "claims": [{"claim": c.text, "runs": list(c.runs), **({"than": list(c.than)} if c.than is not None else {}),
                     **({"within": c.within} if c.within is not None else {}),
                     **({"epoch": c.epoch} if c.epoch is not None else {})} for c in suite.claims],
@@ -365,7 +436,7 @@ def sweep(suite: Suite, dataset: str, out: Path, cli_set: list[str] | None = Non
         if job is None:
             if waiting is not None:  # its reference trains in another process: wait for it
                 if said is not waiting:
-                    log(f"{waiting.label}: waiting for {waiting.reference_dir} (training in another process)")
+                    log(f"{waiting.label}: waiting for {waiting.waits_for()} (training in another process)")
                     said = waiting
                 _wait(POLL_S)
                 continue
@@ -394,7 +465,7 @@ def _run_logged(job: Job, tag: str, quiet: bool, log) -> dict:
     t0 = time.time()
     row = {"run": job.run.name, "seed": job.seed, "state": state, "dir": str(job.out)}
     try:
-        res = run_job(job, quiet)
+        res = run_job(job, quiet, log)
     except KeyboardInterrupt:
         log(f"{tag} {job.label}: interrupted; the same command resumes it")
         raise
@@ -402,8 +473,12 @@ def _run_logged(job: Job, tag: str, quiet: bool, log) -> dict:
         row.update(outcome="failed", error=str(e), seconds=time.time() - t0)
         log(f"{tag} {job.label}: FAILED: {e}")
     else:
-        row.update(outcome="skipped" if state == "done" else "ok", seconds=time.time() - t0, delta_m=res.get("delta_m"))
-        if state != "done":
+        reused = state != "done" and "same_as" in res
+        row.update(outcome="skipped" if state == "done" else "reused" if reused else "ok", seconds=time.time() - t0,
+                   delta_m=res.get("delta_m"))
+        if reused:
+            log(f"{tag} {job.label}: reused {res['same_as']} (the same config, finished)")
+        elif state != "done":
             dm = res.get("delta_m")
             log(f"{tag} {job.label}: done in {row['seconds']:.0f}s, best epoch {res.get('best_epoch')}"
                 + (f", delta_m {dm:+.2f}%" if dm is not None else ""))
@@ -427,8 +502,9 @@ def summary(rows: list[dict]) -> str:
         dm = r.get("delta_m")
         lines.append(f"{r['run'] + '/seed' + str(r['seed']):28s} {r['outcome']:8s} {r.get('seconds', 0):6.0f}s "
                      f"{'' if dm is None else f'{dm:+.2f}%':>8s}" + (f"  {r['error']}" if r.get("error") else ""))
-    counts = {k: sum(r["outcome"] == k for r in rows) for k in ("ok", "skipped", "failed", "elsewhere")}
-    lines.append(f"{counts['ok']} trained, {counts['skipped']} already finished, {counts['failed']} failed"
+    counts = {k: sum(r["outcome"] == k for r in rows) for k in ("ok", "reused", "skipped", "failed", "elsewhere")}
+    lines.append(f"{counts['ok']} trained, " + (f"{counts['reused']} reused, " if counts["reused"] else "")
+                 + f"{counts['skipped']} already finished, {counts['failed']} failed"
                  + (f", {counts['elsewhere']} left to other processes" if counts["elsewhere"] else ""))
     return "\n".join(lines)
 
