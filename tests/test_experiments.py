@@ -81,6 +81,9 @@ def test_sweep_runs_the_reference_first_and_every_run_records_delta_m(swept):
         cfg = yaml.safe_load((out / name / "seed0" / "config.yaml").read_text())
         assert isinstance(m["delta_m"], float) and m["selected_by"] == "delta_m" and m["name"] == name
         assert Path(cfg["eval"]["single_task"]) == (out / "single_task" / "seed0").resolve()
+        env = m["environment"]  # where the record was made: its wall time and numbers are comparable
+        assert env["torch"] == torch.__version__ and env["threads"] == 1 and env["device"]
+        assert env["code"] is None or len(env["code"]) >= 12
     assert json.loads((out / "sweep.json").read_text())["suite"] == "paper_main"
 
 

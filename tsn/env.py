@@ -26,6 +26,49 @@ def versions() -> dict[str, str]:
     return out
 
 
+def code_version() -> str | None:
+    """``git describe --always --dirty`` of the checkout this package runs
+    from (None outside a git checkout, e.g. an installed wheel)."""
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    if not (root / ".git").exists():
+        return None
+    try:
+        out = subprocess.run(["git", "-C", str(root), "describe", "--always", "--dirty", "--abbrev=12"],
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    return out.stdout.strip() or None
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def run_environment(device: str = "cpu") -> dict[str, object]:
+    """What a training record keeps of where it ran, so that its wall time and
+    numbers can be compared across machines and library versions."""
+    import torch
+
+    if device.startswith("cuda") and torch.cuda.is_available():
+        where = torch.cuda.get_device_name()
+    else:
+        where = _cpu_name()
+    return {"code": code_version(), "python": platform.python_version(), "torch": torch.__version__,
+            "device": where, "threads": torch.get_num_threads()}
+
+
 def main() -> int:
     for name, version in versions().items():
         print(f"{name} {version}")

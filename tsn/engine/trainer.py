@@ -51,6 +51,7 @@ from tsn.engine.hooks import AttrState, BestCheckpoint, HookBase, MetricsHook, P
 from tsn.engine.logger import RunLogger
 from tsn.engine.optim import Schedule, build_optimizer
 from tsn.engine.sampling import _mix
+from tsn.env import run_environment
 from tsn.errors import CheckpointError, ConfigError, TSNError
 from tsn.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from tsn.metrics import delta_m, higher_is_better
@@ -540,7 +541,7 @@ class Trainer:
             "val": res.metrics, "val_loss": res.losses,
             "delta_m": delta_m(res.metrics, self.reference) if self.reference else None,
             "train_time_s": round(self.elapsed, 1), "steps": self.step, "processes": self.dist.world_size,
-            "history": self.history,
+            "environment": run_environment(self.device.type), "history": self.history,
         }
         try:
             self._call("after_train", result)
