@@ -13,6 +13,8 @@ figures from finished runs, as PNG.
   latents l_t = C(v_t) of a TSN run (``--run``, default the first TSN seed
   of the main table), an annotated heatmap (the paper's task-embedding
   similarity figure); the matrix also goes to ``latent_similarity.json``.
+- ``collapse.png`` (when collapse_main has runs): the same curves for TSN,
+  the paper's task-specific INs / BNs and collapse_main's variants of them.
 - ``scaling_tasks.png`` (when the scaling suite has runs): delta_m and
   parameters against the number of tasks for TSN and multi-decoder.
 """
@@ -62,34 +64,54 @@ def history_delta_m(run: Run, singles: list[Run]) -> list[tuple[int, float]]:
     return out
 
 
-def convergence(runs: list[Run], path: Path) -> Path:
-    """Validation delta_m against epoch, one curve per method (mean over seeds, min-max band)."""
+def convergence_curves(runs: list[Run], suites: tuple[str, ...] = ("paper_main",),
+                       models: list[str] = CONVERGENCE) -> list[tuple[str, str, list[dict[int, float]]]]:
+    """(label, model, one {epoch: delta_m} per seed) for every row of the main
+    table whose model is one of ``models``, one curve per run folder (so a
+    variant such as collapse_main's task INs is not pooled with the paper's);
+    only the rows of ``suites``, when there are any."""
     singles = [r for r in runs if r.model == "single_task"]
     if not singles:
         raise ConfigError("the convergence figure needs a finished single-task run under RUNS_DIR (for delta_m)")
-    main = [r for r in runs if r.block == "main" and r.model in CONVERGENCE]
+    main = [r for r in runs if r.block == "main" and r.model in models]
     if not main:
-        raise ConfigError(f"no finished {', '.join(METHODS[m] for m in CONVERGENCE)} run of the main table")
+        raise ConfigError(f"no finished {', '.join(METHODS[m] for m in models)} run of the main table")
+    if any(r.suite in suites for r in main):
+        main = [r for r in main if r.suite in suites]
+    groups: dict[str, list[Run]] = {}
+    for r in sorted(main, key=lambda r: (models.index(r.model), r.suite != suites[0], r.group, r.seed)):
+        groups.setdefault(r.group, []).append(r)
+    out = []
+    for rs in groups.values():
+        curves = [c for c in (dict(history_delta_m(r, singles)) for r in rs) if c]
+        if curves:
+            out.append((rs[0].label or METHODS[rs[0].model], rs[0].model, curves))
+    return out
+
+
+def convergence(runs: list[Run], path: Path, suites: tuple[str, ...] = ("paper_main",),
+                models: list[str] = CONVERGENCE, title: str = "Convergence") -> Path:
+    """Validation delta_m against epoch, one curve per row (mean over seeds, min-max band)."""
+    curves_by_row = convergence_curves(runs, suites, models)
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 4.2), dpi=120)
-    for model in CONVERGENCE:
-        curves = [dict(history_delta_m(r, singles)) for r in main if r.model == model]
-        curves = [c for c in curves if c]
-        if not curves:
-            continue
+    used: set[str] = set()
+    for i, (label, model, curves) in enumerate(curves_by_row):
+        color = COLORS[model] if model not in used else f"C{5 + i % 5}"
+        used.add(model)
         epochs = sorted(set.intersection(*(set(c) for c in curves)))
         mean = [sum(c[e] for c in curves) / len(curves) for e in epochs]
-        ax.plot(epochs, mean, marker="o", markersize=3.5, color=COLORS[model],
-                label=f"{METHODS[model]} ({len(curves)} seed{'s' if len(curves) > 1 else ''})")
+        ax.plot(epochs, mean, marker="o", markersize=3.5, color=color,
+                label=f"{label} ({len(curves)} seed{'s' if len(curves) > 1 else ''})")
         if len(curves) > 1:
             ax.fill_between(epochs, [min(c[e] for c in curves) for e in epochs],
-                            [max(c[e] for c in curves) for e in epochs], color=COLORS[model], alpha=0.18, linewidth=0)
+                            [max(c[e] for c in curves) for e in epochs], color=color, alpha=0.18, linewidth=0)
     ax.axhline(0, color="0.4", linewidth=0.8, linestyle="--")
     ax.set_yscale("symlog", linthresh=10)  # early epochs sit at hundreds of %, the verdicts near 0
     ax.set_xlabel("epoch")
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_ylabel("validation Δm (%) vs single-task (symlog; lower = better)", fontsize=8.5)
-    ax.set_title(f"Convergence on {main[0].dataset}")
+    ax.set_title(f"{title} on {runs[0].dataset}")
     ax.grid(alpha=0.3)
     ax.legend(frameon=False)
     fig.tight_layout()
@@ -184,6 +206,9 @@ def main(args: argparse.Namespace) -> list[Path]:
     written = []
     if any(r.model in CONVERGENCE and r.block == "main" for r in runs):
         written.append(convergence(runs, out / "convergence.png"))
+    if any(r.suite == "collapse_main" for r in runs):  # the collapse's fixes beside the paper's task norms and TSN
+        written.append(convergence(runs, out / "collapse.png", ("paper_main", "collapse_main"),
+                                   ["tsn", "task_in", "task_bn"], "Task-specific IN/BN and the fixes"))
     tsn_dir = args.run or (default_tsn_run(runs).dir if default_tsn_run(runs) else None)
     if tsn_dir is not None and args.run is None and not any((Path(tsn_dir) / "checkpoints" / n).is_file()
                                                             for n in ("best.pt", "last.pt")):

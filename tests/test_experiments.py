@@ -399,6 +399,30 @@ def test_figures_are_written(swept, tmp_path):
     assert [e for e, _ in curve] == [1, 2] and curve[-1][1] == pytest.approx(tsn.metrics["history"][-1]["delta_m"])
 
 
+def test_convergence_has_one_curve_per_row_not_per_model(tmp_path):
+    """A variant of the same model from another suite (collapse_main's task INs)
+    is its own row, never pooled into the paper's task INs."""
+    from eval.figures import convergence_curves
+    from eval.tables import collect
+
+    ref = {"semseg": {"mIoU": 50.0}}
+    hist = lambda v: [{"epoch": 1, "val": {"semseg": {"mIoU": v}}}]  # noqa: E731
+    for suite, rows in (("paper_main", ["single_task", "task_in"]), ("collapse_main", ["task_in_fixed"])):
+        for name in rows:
+            for seed in (0, 1):
+                v = 50.0 if name == "single_task" else 25.0 if name == "task_in" else 45.0
+                fake_run(tmp_path / suite / name / f"seed{seed}", "single_task" if name == "single_task" else "task_in",
+                         {"semseg": {"mIoU": v}}, history=hist(v))
+        (tmp_path / suite / "sweep.json").write_text(json.dumps({"suite": suite, "runs": [
+            {"name": n, "label": "fixed INs" if n == "task_in_fixed" else None} for n in rows]}))
+    curves = convergence_curves(collect(tmp_path))
+    assert [(label, model, len(c)) for label, model, c in curves] == [("task-specific INs", "task_in", 2)]
+    assert curves[0][2][0] == {1: pytest.approx(50.0)}  # 50% worse than single-task's mIoU 50
+    (tmp_path / "paper_main" / "sweep.json").write_text(json.dumps({"suite": "other", "runs": []}))
+    got = {label: [c[1] for c in cs] for label, _, cs in convergence_curves(collect(tmp_path))}
+    assert got == {"task-specific INs": [pytest.approx(50.0)] * 2, "fixed INs": [pytest.approx(10.0)] * 2}
+
+
 # ---------------------------------------------------------------- adding a task
 
 
