@@ -282,7 +282,7 @@ def test_shipped_suites_resolve(capsys):
 
     root = Path(__file__).resolve().parents[1] / "configs" / "sweeps"
     for name, n in [("paper_main", 15), ("embedding_ablation", 24), ("scaling", 20), ("comparison", 18),
-                    ("comparison_weighting", 6), ("collapse_main", 12)]:
+                    ("comparison_weighting", 6), ("collapse_main", 24)]:
         assert main([str(root / f"{name}.yaml"), "--dry-run", "--out", "/nonexistent/x/" + name]) == 0
         assert f"{n} run(s)" in capsys.readouterr().out
     assert main([str(root / "scaling.yaml"), "--dry-run", "--dataset", "pascal"]) == 2
