@@ -94,10 +94,12 @@ def convergence(runs: list[Run], path: Path, suites: tuple[str, ...] = ("paper_m
     """Validation delta_m against epoch, one curve per row (mean over seeds, min-max band)."""
     curves_by_row = convergence_curves(runs, suites, models)
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 4.2), dpi=120)
+    many = len(curves_by_row) > 5  # then the legend goes beside the axes
+    fig, ax = plt.subplots(figsize=(9.5 if many else 6, 4.2), dpi=120)
     used: set[str] = set()
-    for i, (label, model, curves) in enumerate(curves_by_row):
-        color = COLORS[model] if model not in used else f"C{5 + i % 5}"
+    extra = iter(plt.get_cmap("tab20").colors[1::2] + plt.get_cmap("tab20b").colors[::2])  # never a C0-C4 twin
+    for label, model, curves in curves_by_row:
+        color = COLORS[model] if model not in used else next(extra)
         used.add(model)
         epochs = sorted(set.intersection(*(set(c) for c in curves)))
         mean = [sum(c[e] for c in curves) / len(curves) for e in epochs]
@@ -113,7 +115,10 @@ def convergence(runs: list[Run], path: Path, suites: tuple[str, ...] = ("paper_m
     ax.set_ylabel("validation Δm (%) vs single-task (symlog; lower = better)", fontsize=8.5)
     ax.set_title(f"{title} on {runs[0].dataset}")
     ax.grid(alpha=0.3)
-    ax.legend(frameon=False)
+    if many:
+        ax.legend(frameon=False, fontsize=7.5, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    else:
+        ax.legend(frameon=False)
     fig.tight_layout()
     return _save(fig, path)
 
