@@ -254,14 +254,19 @@ def _task_overrides(cfile: Path, run: RunSpec, suite_set: list[str]) -> list[str
     return [f"data.tasks={flow(run.tasks)}", f"loss.weights={flow({'_replace_': True, **weights})}"]
 
 
-def _check_resumable(job: Job, cfg) -> None:
+def _flat_configs(saved: Path, cfg) -> tuple[dict, dict]:
+    """(saved config.yaml, ``cfg``) resolved and flattened to dotted keys, for comparing them."""
     from tsn.config import load_config, to_dict
 
+    return _flat(to_dict(load_config(saved))), _flat(to_dict(cfg))
+
+
+def _check_resumable(job: Job, cfg) -> None:
     saved = job.out / "config.yaml"
     if not saved.is_file():
         return
-    old, new = to_dict(load_config(saved)), to_dict(cfg)
-    diff = [k for k in _flat(new) if _flat(old).get(k) != _flat(new)[k]]
+    old, new = _flat_configs(saved, cfg)
+    diff = [k for k in new if old.get(k) != new[k]]
     if diff:
         raise ConfigError(f"{job.out} was started with a different config ({', '.join(diff[:5])}); "
                           "pass the same --set, or delete the folder to start over")
@@ -302,15 +307,12 @@ def run_job(job: Job, quiet: bool = True, log=print) -> dict:
 
 def _differs(src: Path, cfg) -> str | None:
     """Why the finished run ``src`` is not the run ``cfg`` describes; None if it is."""
-    from tsn.config import load_config, to_dict
-
     if not (src / "metrics.json").is_file():
         return "it has not finished"
     try:
-        old = _flat(to_dict(load_config(src / "config.yaml")))
+        old, new = _flat_configs(src / "config.yaml", cfg)
     except TSNError as e:
         return f"its config.yaml cannot be read ({e})"
-    new = _flat(to_dict(cfg))
     diff = sorted(k for k in set(old) | set(new) if k != "name" and old.get(k) != new.get(k))
     return f"its config differs in {', '.join(diff[:5])}" if diff else None
 
