@@ -195,6 +195,18 @@ def test_depth_hand_computed():
     assert r["rmse"] == pytest.approx(math.sqrt(5 / 2))
     assert r["log_rmse"] == pytest.approx(math.log(2))
     assert r["abs_rel"] == pytest.approx(1.0)
+    assert r["clamped"] == 0.0
+
+
+def test_depth_counts_the_clamped_predictions_that_decide_log_rmse():
+    # valid pixels: 4 (label 0 is invalid); predictions -1 and 0 are clamped to 1e-9 m
+    pred = torch.tensor([[[[-1.0, 0.0, 2.0, 1.0, 5.0]]]])
+    gt = torch.tensor([[[[1.0, 1.0, 1.0, 1.0, 0.0]]]])
+    m = build_metric("depth")
+    m.update(pred, gt)
+    r = m.compute()
+    assert r["clamped"] == pytest.approx(50.0)
+    assert r["log_rmse"] == pytest.approx(math.sqrt((2 * math.log(1e-9) ** 2 + math.log(2) ** 2) / 4))
 
 
 def test_depth_is_pooled_over_pixels_not_images():

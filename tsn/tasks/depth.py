@@ -9,7 +9,7 @@ DEPTH = register_task(Task(
     loss="depth_l1",
     metric="depth",
     headline="rmse",
-    directions={"rmse": False, "log_rmse": False, "abs_rel": False},
+    directions={"rmse": False, "log_rmse": False, "abs_rel": False, "clamped": False},
     shown=("rmse", "log_rmse", "abs_rel"),
     zoom_power=-1.0,
     description="depth in metres, float [1,H,W], 0 = invalid",
