@@ -381,6 +381,21 @@ def test_records_keep_what_the_tables_read_and_never_replace(swept, tmp_path, ca
     assert "exists and differs" in capsys.readouterr().err and kept.read_text() == "another run's log\n"
 
 
+def test_records_replace_a_changed_manifest_and_name_it(swept, tmp_path, capsys):
+    from eval.__main__ import main
+
+    _, out, _ = swept
+    keep = tmp_path / "kept"
+    assert main(["records", str(out), "--out", str(keep)]) == 0
+    old = keep / "sweep.json"
+    old.write_text('{"suite": "smaller, older"}')
+    capsys.readouterr()
+    assert main(["records", str(out), "--out", str(keep)]) == 0
+    printed = capsys.readouterr().out
+    assert f"{old}: the suite changed; its manifest replaced" in printed and "1 manifest(s) replaced" in printed
+    assert old.read_text() == (out / "sweep.json").read_text()
+
+
 def test_figures_are_written(swept, tmp_path):
     from eval.__main__ import main
     from eval.figures import history_delta_m
