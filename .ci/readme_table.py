@@ -19,9 +19,15 @@ import sys
 from pathlib import Path
 
 MARKER = "<!-- main-job-table"
-# absolute tolerance per unit: percentages (points), degrees, metres / ratios (relative)
-TOLERANCE = {"percent": 2.0, "degrees": 1.5, "relative": 0.10}
+# Absolute tolerance per unit: percentages (points), degrees, metres / ratios (relative).
+# What two builds differ by, measured: the same commit on an Intel Xeon and on an AMD EPYC
+# machine (torch 2.14.1 both) differed by up to 2.3 points (parts mIoU), 1.8 points (normals
+# "under 30 degrees"), 0.3 degrees and 8 % (depth abs_rel).
+TOLERANCE = {"percent": 3.0, "degrees": 1.5, "relative": 0.10}
 DEGREES = {"mean", "median", "rmse"}  # normals errors; depth's rmse is in metres (relative)
+# depth log_rmse is decided by the few pixels predicted at or below 0 (clamped to 1e-9 m, as in
+# the reference; metrics.json's depth "clamped" counts them): 0.45 on the Xeon, 0.68 on the EPYC
+LOG_RMSE_TOLERANCE = 0.30
 
 
 def parse_table(readme: str) -> list[dict]:
@@ -46,6 +52,8 @@ def parse_table(readme: str) -> list[dict]:
 
 
 def tolerance(task: str, metric: str, value: float) -> float:
+    if task == "depth" and metric == "log_rmse":
+        return LOG_RMSE_TOLERANCE
     if task == "depth":
         return TOLERANCE["relative"] * abs(value)
     if task == "normals" and metric in DEGREES:
@@ -86,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     bad = compare(rows, metrics)
     for b in bad:
         print(f"readme-table: {b}", file=sys.stderr)
+    clamped = metrics["val"].get("depth", {}).get("clamped")
+    if clamped is not None:  # not in the table; what a log_rmse is read with
+        print(f"readme-table: depth predictions clamped to 1e-9 m: {clamped:.3f} % of valid pixels")
     print(f"readme-table: {len(rows)} rows, {len(bad)} out of tolerance")
     return 1 if bad else 0
 

@@ -49,10 +49,15 @@ def test_compare_flags_rows_out_of_tolerance():
                  for t, ms in val.items()}
     metrics = {"val": val, "history": [{"epoch": 0, "val": untrained}]}
     assert mod.compare(rows, metrics) == []
-    val["semseg"]["mIoU"] += 2.5  # beyond 2 points
+    val["semseg"]["mIoU"] += 3.5  # beyond 3 points
+    val["parts"]["mIoU"] -= 2.5  # within
     val["depth"]["rmse"] *= 1.05  # within 10%
+    val["depth"]["log_rmse"] += 0.25  # within its own 0.30
     bad = mod.compare(rows, metrics)
     assert len(bad) == 1 and bad[0].startswith("semseg mIoU value: README")
+    val["depth"]["log_rmse"] += 0.1
+    assert mod.compare(rows, metrics)[1].startswith("depth log_rmse value: README")
+    val["depth"]["log_rmse"] -= 0.1
     del val["sal"]
     assert any(b.startswith("sal mIoU: not in the run") for b in mod.compare(rows, metrics))
 
