@@ -57,3 +57,26 @@ def test_add_task_cli_errors_are_one_line(base, tmp_path):
 
     r = run_cli("-m", "train.add_task", str(base), "--task", "semseg", "--out", str(tmp_path / "x"))
     assert r.returncode == 2 and r.stderr.startswith("error: ") and r.stderr.count("\n") == 1, r.stderr
+
+
+def test_add_task_resumes_an_interrupted_run_where_it_stopped(base, tmp_path):
+    """A run stopped after its first epoch's checkpoint (metrics.json not yet written)
+    continues with --resume to the same result as one uninterrupted run."""
+    from tsn.errors import ConfigError
+    from train.add_task import add_task
+
+    quiet = {"lr": 0.05, "device": "cpu", "log": lambda m: None}
+    straight = add_task(base, "edge", tmp_path / "straight", epochs=2, **quiet)
+    stopped = tmp_path / "stopped"
+    add_task(base, "edge", stopped, epochs=1, **quiet)
+    (stopped / "metrics.json").unlink()  # as if stopped before the run finished
+    with pytest.raises(ConfigError, match="interrupted run; --resume"):
+        add_task(base, "edge", stopped, epochs=2, **quiet)
+    resumed = add_task(base, "edge", stopped, epochs=2, resume=True, **quiet)
+    assert [h["epoch"] for h in resumed["history"]] == [h["epoch"] for h in straight["history"]] == [1, 2]
+    assert resumed["steps"] == straight["steps"] == 4
+    for t in ("edge", "semseg", "normals"):
+        assert resumed["val"][t] == pytest.approx(straight["val"][t], nan_ok=True), t
+    assert resumed["old_tasks_identical"] and resumed["shared_weights_identical"]
+    with pytest.raises(ConfigError, match="already holds a finished run"):
+        add_task(base, "edge", stopped, epochs=2, resume=True, **quiet)

@@ -1,4 +1,4 @@
-"""python -m train.add_task RUN_DIR --task NAME --out NEW_RUN [--epochs N] [--lr LR] [--reference RUN_DIR]
+"""python -m train.add_task RUN_DIR --task NAME --out NEW_RUN [--epochs N] [--lr LR] [--reference RUN_DIR] [--resume]
 
 Adds a task to a trained Task Switching Network without touching what it
 already knows. The new task gets a code v_t (drawn orthogonal to the old
@@ -35,6 +35,9 @@ delta_m when ``eval.single_task`` has every task). NEW_RUN holds
 ``metrics.json`` with every task evaluated, so ``python -m eval NEW_RUN``
 works. With ``--reference RUN_DIR`` (a run that trained the task from
 scratch, e.g. the single-task run) the new task is compared with it.
+``--resume`` (same arguments) continues an interrupted NEW_RUN from its
+``last.pt``: the grown model is rebuilt from RUN_DIR, then the trainer's
+ordinary resume restores the code, the optimizer and the position.
 """
 
 from __future__ import annotations
@@ -69,6 +72,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--reference", help="run that trained the task from scratch, for the comparison")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a key of the run's config (e.g. data.root=...)")
     p.add_argument("--device", default="auto")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted NEW_RUN (same arguments)")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
     return p.parse_args(argv)
 
@@ -142,7 +146,7 @@ def _close(a, b) -> bool:
 
 def add_task(run: str | Path, task: str, out: str | Path, epochs: int | None = None, lr: float = 1e-2,
              batch_size: int | None = None, seed: int = 0, reference: str | Path | None = None,
-             overrides: list[str] | None = None, device: str = "auto", log=print) -> dict:
+             overrides: list[str] | None = None, device: str = "auto", log=print, resume: bool = False) -> dict:
     """Add ``task`` to the TSN in ``run``, train its code, write the run in ``out``; returns metrics.json."""
     from tsn.data import dataset_info
     from tsn.engine.evaluate import to_device
@@ -154,8 +158,11 @@ def add_task(run: str | Path, task: str, out: str | Path, epochs: int | None = N
     from tsn.tasks import get_task
 
     out = Path(out)
-    if (out / "metrics.json").exists() or (out / "checkpoints").exists():
-        raise ConfigError(f"{out} already holds a run; choose another --out")
+    if (out / "metrics.json").exists():
+        raise ConfigError(f"{out} already holds a finished run; choose another --out")
+    if (out / "checkpoints").exists() and not resume:
+        raise ConfigError(f"{out} holds an interrupted run; --resume (same arguments) continues it, "
+                          "or choose another --out")
     cfg, model, ckpt = load_run_checkpoint(run, device, overrides)
     if not isinstance(model, TaskSwitchingNet):
         raise ConfigError(f"only a TSN can take a new task by its code; {run} holds a {cfg.model.name} model")
@@ -217,7 +224,8 @@ def add_task(run: str | Path, task: str, out: str | Path, epochs: int | None = N
     record["trained_params"] = sum(p.numel() for p in trained)
     if not trained:
         raise ConfigError(f"the code of {task!r} is not learnable")
-    trainer = Trainer(new, out, quiet=True, model=model, train_tasks=[task], hooks=[FrozenStatistics(), invariance])
+    trainer = Trainer(new, out, resume=resume, quiet=True, model=model, train_tasks=[task],
+                      hooks=[FrozenStatistics(), invariance])
     log(f"adding {task} ({channels} channels) to {cfg.name} ({', '.join(old)}): training {record['trained_params']} numbers "
         f"(its code) for {epochs} epoch(s), {len(trainer.train_ds)} samples, lr {lr}; every other weight frozen")
     result = trainer.fit()
@@ -265,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = add_task(args.run, args.task, args.out, args.epochs, args.lr, args.batch_size, args.seed,
                           args.reference, args.set, args.device,
-                          log=(lambda m: None) if args.json else (lambda m: print(m, flush=True)))
+                          log=(lambda m: None) if args.json else (lambda m: print(m, flush=True)), resume=args.resume)
     except TSNError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
