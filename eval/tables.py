@@ -389,6 +389,36 @@ def added_table(rows: list[Row], split: str) -> tuple[list[str], list[list[str]]
     return head, body
 
 
+BLOCK_TITLE = {"main": "main", "ablation": "task-code ablation", "scaling": "scaling", "added": "task added"}
+
+
+def _distinct(values: list[str | None]) -> str:
+    """The distinct values in order of first appearance; runs that did not record one are counted."""
+    seen = list(dict.fromkeys(v for v in values if v))
+    missing = sum(v is None for v in values)
+    return ", ".join(seen + ([f"not recorded ({missing})"] if missing else [])) or "–"
+
+
+def provenance_table(blocks: dict[str, list[Row]]) -> tuple[list[str], list[list[str]]]:
+    """Where every row's numbers come from: its suite, its seeds' training wall time, and the
+    code, machine and torch each run recorded (``metrics.json`` ``environment``)."""
+    head = ["table", "row", "suite", "seeds", "train time per seed (s)", "code", "machine (threads)", "torch"]
+    body = []
+    for name, rows in blocks.items():
+        for row in rows:
+            envs = [r.metrics.get("environment") or {} for r in row.runs]
+            times = [r.metrics.get("train_time_s") for r in row.runs]
+            body.append([
+                BLOCK_TITLE[name], row.label, row.runs[0].suite or ("train.add_task" if name == "added" else "–"),
+                " / ".join(str(r.seed) for r in row.runs),
+                " / ".join("–" if t is None else f"{t:.0f}" for t in times),
+                _distinct([e.get("code") for e in envs]),
+                _distinct([f"{e['device']} ({e.get('threads', '?')})" if e.get("device") else None for e in envs]),
+                _distinct([e.get("torch") for e in envs]),
+            ])
+    return head, body
+
+
 def paper_tables(paper: dict) -> list[tuple[str, list[str], list[list[str]]]]:
     tasks = [t for t in task_names() if t in paper["metrics"]]
     hm = [_head(t) for t in tasks]
@@ -447,6 +477,10 @@ def render(runs: list[Run], split: str = "val") -> tuple[str, str, dict]:
         sections.append((f"Claims (the suites' own; difference = claim side − other side, negative = the claim's "
                          f"side better; two-sided t-test of the differences against 0, p < {ALPHA}, at least "
                          f"{MIN_PAIRS} differences)", *claims_table(decided)))
+    if any(blocks.values()):
+        sections.append(("Provenance (each row's suite: `python -m train.sweep configs/sweeps/SUITE.yaml`; "
+                         "training wall time from metrics.json; code = `git describe` of the run)",
+                         *provenance_table(blocks)))
     note = (f"Paper's numbers, {paper['dataset']}: a different dataset from ours; compare the ordering of "
             "methods, not the values.")
     for name, head, body in paper_tables(paper):

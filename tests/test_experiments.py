@@ -297,13 +297,13 @@ def test_shipped_suites_resolve(capsys):
 
 
 def fake_run(folder: Path, model: str, val: dict, params: int = 1_000_000, code=("orthogonal", 12), history=None,
-             legacy_code: bool = False) -> None:
+             legacy_code: bool = False, extra: dict | None = None) -> None:
     """A finished run's records; the config has the codes where resolved configs keep them
     (model.options.tsn.code), or, with ``legacy_code``, where old runs kept them (model.code)."""
     folder.mkdir(parents=True)
     (folder / "metrics.json").write_text(json.dumps({
         "name": folder.parent.name, "model": model, "dataset": "synthetic", "tasks": list(val), "params": params,
-        "val": val, "delta_m": None, "history": history or []}))
+        "val": val, "delta_m": None, "history": history or [], **(extra or {})}))
     c = {"kind": code[0], "dim": code[1]}
     m = {"name": model, "code": c} if legacy_code else {"name": model, "options": {"tsn": {"code": c}}}
     (folder / "config.yaml").write_text(yaml.safe_dump({"model": m}))
@@ -316,8 +316,11 @@ def test_tables_compute_delta_m_per_seed_against_single_task(tmp_path):
     fake_run(main / "single_task" / "seed0", "single_task", {"semseg": {"mIoU": 50.0}, "normals": {"mean": 20.0}}, 4_000_000)
     fake_run(main / "single_task" / "seed1", "single_task", {"semseg": {"mIoU": 60.0}, "normals": {"mean": 30.0}}, 4_000_000)
     # seed 0: semseg 10% worse, normals 10% worse -> +10; seed 1: both 10% better -> -10
-    fake_run(main / "tsn" / "seed0", "tsn", {"semseg": {"mIoU": 45.0}, "normals": {"mean": 22.0}}, 1_500_000)
-    fake_run(main / "tsn" / "seed1", "tsn", {"semseg": {"mIoU": 66.0}, "normals": {"mean": 27.0}}, 1_500_000)
+    env = {"code": "abc123", "python": "3.11.7", "torch": "2.14.1", "device": "AMD EPYC", "threads": 1}
+    fake_run(main / "tsn" / "seed0", "tsn", {"semseg": {"mIoU": 45.0}, "normals": {"mean": 22.0}}, 1_500_000,
+             extra={"train_time_s": 401.4, "environment": env})
+    fake_run(main / "tsn" / "seed1", "tsn", {"semseg": {"mIoU": 66.0}, "normals": {"mean": 27.0}}, 1_500_000,
+             extra={"train_time_s": 1030.0})  # recorded before metrics.json had an environment
     (main / "sweep.json").write_text(json.dumps({"suite": "paper_main", "runs": [{"name": "tsn", "label": "TSN"}]}))
     abl = tmp_path / "embedding_ablation"
     fake_run(abl / "gaussian_d50" / "seed0", "tsn", {"semseg": {"mIoU": 55.0}, "normals": {"mean": 20.0}}, code=("gaussian", 50))
@@ -339,6 +342,9 @@ def test_tables_compute_delta_m_per_seed_against_single_task(tmp_path):
     assert "55.50 ± 14.85" in tsn_row and "0.00 ± 14.14" in tsn_row and "| 1.5 |" in tsn_row and "| 0.30 | 18.3 |" in tsn_row
     assert any(line.startswith("| gaussian, d=50 |") and "-5.00" in line and "| 0.30 |" in line for line in lines)
     assert "the paper's numbers on PASCAL-Context" in md and "| task-specific INs | 70.7 |" in md
+    # provenance: per-seed wall time, and the code / machine / torch each run recorded
+    assert ("| main | TSN | paper_main | 0 / 1 | 401 / 1030 | abc123, not recorded (1) | AMD EPYC (1), "
+            "not recorded (1) | 2.14.1, not recorded (1) |") in md
     assert "\\toprule" in tex and "$\\pm$" in tex and "$\\Delta_m$" in tex
 
 
@@ -349,7 +355,7 @@ def test_tables_cli_writes_markdown_latex_and_json(swept, tmp_path, capsys):
     assert main(["tables", str(out.parent), "--out", str(tmp_path)]) == 0
     md = (tmp_path / "tables.md").read_text()
     assert "| single-task |" in md and "| TSN |" in md and "| task-specific INs |" in md
-    assert (tmp_path / "tables.tex").read_text().count("\\begin{tabular}") == 2  # ours and the paper's
+    assert (tmp_path / "tables.tex").read_text().count("\\begin{tabular}") == 3  # ours, provenance, the paper's
     numbers = json.loads((tmp_path / "tables.json").read_text())
     tsn = next(r for r in numbers["main"] if r["label"] == "TSN")
     stored = json.loads((out / "tsn" / "seed0" / "metrics.json").read_text())["delta_m"]
