@@ -80,3 +80,15 @@ def test_add_task_resumes_an_interrupted_run_where_it_stopped(base, tmp_path):
     assert resumed["old_tasks_identical"] and resumed["shared_weights_identical"]
     with pytest.raises(ConfigError, match="already holds a finished run"):
         add_task(base, "edge", stopped, epochs=2, resume=True, **quiet)
+
+
+def test_add_task_keeps_old_outputs_bit_identical_under_channels_last(tmp_path):
+    """The main job's recipe trains channels_last: the old outputs recorded before the
+    task is added must be computed in the memory format the trainer then uses."""
+    from train.add_task import add_task
+
+    cfg = load_config(data=tiny(data={"tasks": ["semseg", "normals"], "augment": False},
+                                train={"epochs": 1, "sampling": "all", "channels_last": True}))
+    Trainer(cfg, tmp_path / "base", quiet=True).fit()
+    res = add_task(tmp_path / "base", "edge", tmp_path / "new", epochs=1, lr=0.05, device="cpu", log=lambda m: None)
+    assert res["old_tasks_identical"] and res["shared_weights_identical"] and res["stacked_within_tolerance"]
