@@ -375,8 +375,20 @@ def generic_table(rows: list[Row], first: str) -> tuple[list[str], list[list[str
     return head, body
 
 
-def added_table(rows: list[Row], split: str) -> tuple[list[str], list[list[str]]]:
-    head = ["run", "new task", "metric", "added code (ours)", "from scratch", "trained params", "old tasks bit-identical"]
+def with_trivial(table: tuple[list[str], list[list[str]]], rows: list[Row], trivial: dict | None):
+    """The table with the trivial predictor's headline metrics as its first row (``eval trivial --json``)."""
+    head, body = table
+    if trivial is None:
+        return head, body
+    res = trivial["results"]
+    tasks = _task_cols(rows)
+    line = ["trivial predictor", *[f"{res[t][get_task(t).headline]:.2f}" if t in res else "–" for t in tasks]]
+    return head, [line + [""] * (len(head) - len(line)), *body]
+
+
+def added_table(rows: list[Row], split: str, trivial: dict | None = None) -> tuple[list[str], list[list[str]]]:
+    head = ["run", "new task", "metric", "added code (ours)", "from scratch", "trivial predictor", "trained params",
+            "old tasks bit-identical"]
     body = []
     for row in rows:
         info = [r.metrics["added_task"] for r in row.runs]
@@ -384,7 +396,9 @@ def added_table(rows: list[Row], split: str) -> tuple[list[str], list[list[str]]
         h = get_task(t).headline
         ours = mean_std([r.results(split)[t][h] for r in row.runs])
         scratch = mean_std([i["reference"]["metrics"][h] for i in info if i.get("reference")])
-        body.append([row.label, t, h, fmt(ours), fmt(scratch), str(info[0].get("trained_params", "–")),
+        triv = (trivial or {}).get("results", {}).get(t, {}).get(h)
+        body.append([row.label, t, h, fmt(ours), fmt(scratch), "–" if triv is None else f"{triv:.2f}",
+                     str(info[0].get("trained_params", "–")),
                      "yes" if all(r.metrics.get("old_tasks_identical") for r in row.runs) else "NO"])
     return head, body
 
@@ -454,22 +468,36 @@ def latex(head: list[str], body: list[list[str]], caption: str) -> str:
     return "\n".join(lines)
 
 
-def render(runs: list[Run], split: str = "val") -> tuple[str, str, dict]:
-    """(Markdown, LaTeX, numbers as JSON) of every block that has rows."""
+def check_trivial(trivial: dict, datasets: list[str], split: str, source: str) -> None:
+    if not isinstance(trivial, dict) or not isinstance(trivial.get("results"), dict):
+        raise ConfigError(f"{source} is not the output of `python -m eval trivial CONFIG --json`")
+    if trivial.get("split") != split or datasets != [trivial.get("dataset")]:
+        raise ConfigError(f"{source} scores {trivial.get('dataset')}/{trivial.get('split')}; the tables are "
+                          f"{', '.join(datasets)}/{split} (run eval trivial on the same dataset and split)")
+
+
+def render(runs: list[Run], split: str = "val", trivial: dict | None = None) -> tuple[str, str, dict]:
+    """(Markdown, LaTeX, numbers as JSON) of every block that has rows; with ``trivial``
+    (``python -m eval trivial --json`` of the same dataset and split) each table gets its row."""
     paper = load_paper()
     blocks = build_rows(runs, split)
     datasets = sorted({r.dataset for r in runs})
+    if trivial is not None:
+        check_trivial(trivial, datasets, split, "the trivial predictor's file")
     where = f"{', '.join(datasets)}, {split} split"
     sections = []
     if blocks["main"]:
-        sections.append((f"Main table (ours: {where})", *main_table(blocks["main"], paper)))
+        sections.append((f"Main table (ours: {where})",
+                         *with_trivial(main_table(blocks["main"], paper), blocks["main"], trivial)))
     if blocks["ablation"]:
-        sections.append((f"Task-code ablation (ours: {where})", *ablation_table(blocks["ablation"], paper)))
+        sections.append((f"Task-code ablation (ours: {where})",
+                         *with_trivial(ablation_table(blocks["ablation"], paper), blocks["ablation"], trivial)))
     if blocks["scaling"]:
         sections.append((f"Scaling with the number of tasks (ours: {where}; Δm over the tasks each row trains)",
-                         *generic_table(blocks["scaling"], "method, tasks")))
+                         *with_trivial(generic_table(blocks["scaling"], "method, tasks"), blocks["scaling"], trivial)))
     if blocks["added"]:
-        sections.append((f"A task added to a trained TSN (ours: {where})", *added_table(blocks["added"], split)))
+        sections.append((f"A task added to a trained TSN (ours: {where})",
+                         *added_table(blocks["added"], split, trivial)))
     from tsn.claims import ALPHA, MIN_PAIRS
 
     decided = decide_claims(runs, split)
@@ -497,6 +525,8 @@ def render(runs: list[Run], split: str = "val") -> tuple[str, str, dict]:
                for name, rows in blocks.items() if rows}
     if decided:
         numbers["claims"] = decided
+    if trivial is not None:
+        numbers["trivial"] = trivial["results"]
     return "\n".join(md), "\n".join(tex), numbers
 
 
@@ -506,6 +536,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="where tables.md / tables.tex / tables.json go (default: RUNS_DIR)")
     p.add_argument("--split", default="val", choices=["val", "test"],
                    help="which stored results (test: after python -m eval RUN --split test)")
+    p.add_argument("--trivial", metavar="FILE",
+                   help="`python -m eval trivial CONFIG --json` output of the same dataset and split: "
+                        "its row goes into every table")
     p.set_defaults(func=main)
 
 
@@ -515,7 +548,13 @@ def main(args: argparse.Namespace) -> None:
         runs = [r for r in runs if r.results(args.split)]
         if not runs:
             raise ConfigError(f"no run under {args.runs_dir} has {args.split} results; run python -m eval RUN --split {args.split}")
-    md, tex, numbers = render(runs, args.split)
+    trivial = None
+    if args.trivial:
+        try:
+            trivial = json.loads(Path(args.trivial).read_text())
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"--trivial {args.trivial}: cannot read it as JSON ({e})") from None
+    md, tex, numbers = render(runs, args.split, trivial)
     out = Path(args.out or args.runs_dir)
     atomic_write_text(out / "tables.md", md + "\n")
     atomic_write_text(out / "tables.tex", tex + "\n")

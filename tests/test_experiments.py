@@ -342,6 +342,13 @@ def test_tables_compute_delta_m_per_seed_against_single_task(tmp_path):
     assert "55.50 ± 14.85" in tsn_row and "0.00 ± 14.14" in tsn_row and "| 1.5 |" in tsn_row and "| 0.30 | 18.3 |" in tsn_row
     assert any(line.startswith("| gaussian, d=50 |") and "-5.00" in line and "| 0.30 |" in line for line in lines)
     assert "the paper's numbers on PASCAL-Context" in md and "| task-specific INs | 70.7 |" in md
+    # the trivial predictor's row heads every table; one of another split is refused in one line
+    trivial = {"dataset": "synthetic", "split": "val",
+               "results": {"semseg": {"mIoU": 3.74}, "normals": {"mean": 50.15}}}
+    md_t, _, numbers_t = render(collect(tmp_path), trivial=trivial)
+    assert md_t.count("| trivial predictor | 3.74 | 50.15 |") == 2 and numbers_t["trivial"] == trivial["results"]
+    with pytest.raises(ConfigError, match="scores synthetic/test; the tables are synthetic/val"):
+        render(collect(tmp_path), trivial={**trivial, "split": "test"})
     # provenance: per-seed wall time, and the code / machine / torch each run recorded
     assert ("| main | TSN | paper_main | 0 / 1 | 401 / 1030 | abc123, not recorded (1) | AMD EPYC (1), "
             "not recorded (1) | 2.14.1, not recorded (1) |") in md
