@@ -112,14 +112,14 @@ class Invariance(HookBase):
     def after_train(self, result: dict) -> None:
         model = self.trainer.model
         after = model.state_dict()
-        shared = all(torch.equal(v, after[k]) for k, v in self.state.items())
+        changed = [k for k, v in self.state.items() if not torch.equal(v, after[k])]
+        shared = not changed
         alone, stacked = self._outputs(model, self.trainer.tasks)
         identical = all(torch.equal(a[t], b[t]) for a, b in zip(self.alone, alone) for t in self.old)
         diffs = [float((a[t] - b[t]).abs().max()) for a, b in zip(self.stacked, stacked) for t in self.old]
         close = all(torch.allclose(a[t], b[t], atol=STACKED_ATOL, rtol=STACKED_RTOL)
                     for a, b in zip(self.stacked, stacked) for t in self.old)
         if not shared:
-            changed = [k for k, v in self.state.items() if not torch.equal(v, after[k])]
             raise TSNError(f"old weights changed while adding the task ({', '.join(changed[:3])}"
                            f"{', ...' if len(changed) > 3 else ''}); this is a bug")
         if not identical:
