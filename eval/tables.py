@@ -476,14 +476,16 @@ def check_trivial(trivial: dict, datasets: list[str], split: str, source: str) -
                           f"{', '.join(datasets)}/{split} (run eval trivial on the same dataset and split)")
 
 
-def render(runs: list[Run], split: str = "val", trivial: dict | None = None) -> tuple[str, str, dict]:
+def render(runs: list[Run], split: str = "val", trivial: dict | None = None,
+           trivial_source: str = "the trivial predictor's file") -> tuple[str, str, dict]:
     """(Markdown, LaTeX, numbers as JSON) of every block that has rows; with ``trivial``
-    (``python -m eval trivial --json`` of the same dataset and split) each table gets its row."""
+    (``python -m eval trivial --json`` of the same dataset and split) each table gets its row;
+    ``trivial_source`` names it in errors."""
     paper = load_paper()
     blocks = build_rows(runs, split)
     datasets = sorted({r.dataset for r in runs})
     if trivial is not None:
-        check_trivial(trivial, datasets, split, "the trivial predictor's file")
+        check_trivial(trivial, datasets, split, trivial_source)
     where = f"{', '.join(datasets)}, {split} split"
     sections = []
     if blocks["main"]:
@@ -554,7 +556,7 @@ def main(args: argparse.Namespace) -> None:
             trivial = json.loads(Path(args.trivial).read_text())
         except (OSError, ValueError) as e:
             raise ConfigError(f"--trivial {args.trivial}: cannot read it as JSON ({e})") from None
-    md, tex, numbers = render(runs, args.split, trivial)
+    md, tex, numbers = render(runs, args.split, trivial, f"--trivial {args.trivial}")
     out = Path(args.out or args.runs_dir)
     atomic_write_text(out / "tables.md", md + "\n")
     atomic_write_text(out / "tables.tex", tex + "\n")

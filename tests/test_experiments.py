@@ -368,6 +368,12 @@ def test_tables_cli_writes_markdown_latex_and_json(swept, tmp_path, capsys):
     stored = json.loads((out / "tsn" / "seed0" / "metrics.json").read_text())["delta_m"]
     assert tsn["delta_m"]["mean"] == pytest.approx(stored)  # same formula, same reference as the trainer
     assert main(["tables", str(tmp_path / "nothing")]) == 2
+    wrong = tmp_path / "trivial_test_split.json"  # the trivial predictor of another split: named in one line
+    wrong.write_text(json.dumps({"dataset": "synthetic", "split": "test", "results": {}}))
+    capsys.readouterr()
+    assert main(["tables", str(out.parent), "--out", str(tmp_path), "--trivial", str(wrong)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"--trivial {wrong} scores synthetic/test" in err
 
 
 # ---------------------------------------------------------------- figures
