@@ -184,7 +184,8 @@ def _config_dir(suite: Suite, dataset: str) -> Path:
 
 def plan(suite: Suite, dataset: str, out: Path, cli_set: list[str] | None = None, only: list[str] | None = None) -> list[Job]:
     """The jobs in execution order: reference runs first, then the rest in
-    suite order; seeds inner so that every method gets seed 0 before seed 1."""
+    suite order, seeds inner: a method's seeds come together, so the claims
+    about it are decided as early as the suite allows."""
     from tsn.config import load_config
     from tsn.validate import check_config
 
