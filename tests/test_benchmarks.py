@@ -91,3 +91,35 @@ def test_training_rows_of_padnet_and_mtinet_include_their_deep_supervision():
         assert any(AUX_SEP in k for k in preds), name
         full = bench.make_train_step(model, cfg, batch, tasks, False, torch.device("cpu"))()
         assert float(full) > sum(weights[t] * float(v) for t, v in final.items()), name
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_edge_resolution_oracle_by_hand():
+    import torch
+
+    bench = _load("edge_resolution")
+    gt = torch.zeros(1, 1, 8, 8)
+    gt[..., 3, :] = 1  # a one-pixel horizontal boundary
+    gt[..., 0, 0] = 255  # void counts as no edge
+    full = torch.sigmoid(bench.oracle_logits(gt, 1))
+    assert torch.equal(full > 0.5, gt == 1)
+    # stride 4: rows 0-3 pool to 1/4 (1 edge row of 4), rows 4-7 to 0; bilinear (align_corners) back to 8 rows
+    coarse = torch.sigmoid(bench.oracle_logits(gt, 4))
+    assert coarse.shape == gt.shape
+    assert torch.allclose(coarse[0, 0, 0], torch.full((8,), 0.25), atol=1e-5)
+    assert torch.allclose(coarse[0, 0, 7], torch.full((8,), 1e-6), atol=1e-6)
+    assert (coarse < 0.5).all()  # a boundary of one pixel in four never reaches one half: what H/4 loses
+
+
+
+def test_edge_resolution_end_to_end_coarser_scores_lower(capsys):
+    out = _load("edge_resolution").main([str(ROOT / "configs/synthetic/tsn.yaml"), "--strides", "1", "4",
+                                         "--set", "data.options.length.val=6", "data.options.cache=false"])
+    assert set(out) == {1, 4} and out[1]["odsF"] > 90 and out[4]["odsF"] < out[1]["odsF"] / 2
+    assert "stride" in capsys.readouterr().out
