@@ -353,6 +353,16 @@ def test_tables_compute_delta_m_per_seed_against_single_task(tmp_path):
     assert ("| main | TSN | paper_main | 0 / 1 | 401 / 1030 | abc123, not recorded (1) | AMD EPYC (1), "
             "not recorded (1) | 2.14.1, not recorded (1) |") in md
     assert "\\toprule" in tex and "$\\pm$" in tex and "$\\Delta_m$" in tex
+    # --without: Δm over the other tasks (semseg alone: gaussian d50 10% better -> -10), columns and history gone
+    from eval.tables import without_tasks
+
+    md_w, _, numbers_w = render(without_tasks(collect(tmp_path), ["normals"]), without=["normals"])
+    assert {r["label"]: r for r in numbers_w["ablation"]}["gaussian, d=50"]["delta_m"]["mean"] == pytest.approx(-10.0)
+    assert "normals" not in md_w.split("## Provenance")[0].split("\n", 3)[3] and "every task but normals" in md_w
+    with pytest.raises(ConfigError, match="--without depth: no run has that task; the runs' tasks: normals, semseg"):
+        without_tasks(collect(tmp_path), ["depth"])
+    with pytest.raises(ConfigError, match="leaves no task"):
+        without_tasks(collect(tmp_path), ["semseg", "normals"])
 
 
 def test_tables_cli_writes_markdown_latex_and_json(swept, tmp_path, capsys):
