@@ -97,3 +97,21 @@ def test_best_pt_eval_and_metrics_json_name_the_same_epoch(tmp_path, capsys):
     capsys.readouterr()
     assert eval_main([str(tmp_path)]) == 0
     assert f"best.pt (best epoch {res['best_epoch']})" in capsys.readouterr().out
+
+
+
+def test_the_record_keeps_the_code_that_started_training(tmp_path, monkeypatch):
+    """A commit made while a run trains must not be recorded as the code that trained it."""
+    import tsn.engine.trainer as trainer_mod
+
+    checkout = {"code": "abc"}
+
+    class Commit(HookBase):  # someone commits after the first step
+        def after_step(self, losses, weights):
+            checkout["code"] = "def"
+
+    monkeypatch.setattr(trainer_mod, "run_environment", lambda device: {**checkout, "device": device})
+    cfg = load_config(data=tiny(train={"epochs": 1, "sampling": "all"}))
+    res = Trainer(cfg, tmp_path, quiet=True, hooks=[Commit()]).fit()
+    assert checkout["code"] == "def" and res["environment"]["code"] == "abc"
+    assert "code abc" in (tmp_path / "log.txt").read_text()

@@ -392,6 +392,10 @@ class Trainer:
         if self.dist.is_main and self.out is not None:
             self.write(self.out / "config.yaml", atomic_write_text, to_yaml(cfg))
         n_params = parameter_report(self.model)
+        # taken now, not when the record is written: the code that trains is the code at the start
+        # (a resumed run records its last segment's; each segment's start is in log.txt)
+        self._environment = run_environment(self.device.type)
+        self.log.info(f"code {self._environment['code']}")
         self.log.info(
             f"{cfg.model.name} on {cfg.data.name} ({', '.join(self.tasks)}): {n_params['params'] / 1e6:.2f}M parameters, "
             f"{len(self.train_ds)} train / {len(self.val_ds)} val samples, sampling={cfg.train.sampling}, "
@@ -541,7 +545,7 @@ class Trainer:
             "val": res.metrics, "val_loss": res.losses,
             "delta_m": delta_m(res.metrics, self.reference) if self.reference else None,
             "train_time_s": round(self.elapsed, 1), "steps": self.step, "processes": self.dist.world_size,
-            "environment": run_environment(self.device.type), "history": self.history,
+            "environment": self._environment, "history": self.history,
         }
         try:
             self._call("after_train", result)
