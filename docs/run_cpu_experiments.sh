@@ -24,7 +24,8 @@ SUITES=(  # file, then seeds
   "configs/sweeps/embedding_ablation.yaml 0 1 2"    # orthogonal / Gaussian codes, d = 50..250
   "configs/sweeps/scaling.yaml 0 1"                 # TSN and multi-decoder on 2..6 tasks
   "configs/sweeps/comparison.yaml 0 1 2"            # cross-stitch, NDDR-CNN, MTAN, PAD-Net, MTI-Net
-  "configs/sweeps/comparison_weighting.yaml 0"      # torchjd balancing on TSN (several times a fixed-weighting run)
+  "configs/sweeps/comparison_weighting.yaml 0"      # torchjd balancing on TSN (about 4x a fixed-weighting run)
+  "configs/sweeps/comparison_weighting.yaml 1 2"    # ... its seeds 1-2 for the paired claims, after every method's seed 0
 )
 
 add_tasks() {  # parts added to scaling's 5-task TSN vs trained from scratch, each seed once its base is finished
@@ -65,5 +66,6 @@ KEEP=docs/results/main_scale
     mv "$KEEP/trivial.json.tmp" "$KEEP/trivial.json"; } || rc=1
 python -m eval records "$OUT" --out "$KEEP/runs" &&   # metrics, configs, logs: small, committed
   python -m eval tables "$OUT" --out "$KEEP" --trivial "$KEEP/trivial.json" &&
+  python -m eval tables "$OUT" --out "$KEEP/no_edge" --trivial "$KEEP/trivial.json" --without edge > /dev/null &&
   python -m eval figures "$OUT" --out "$KEEP" || rc=1
 exit $rc
