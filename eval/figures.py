@@ -192,8 +192,10 @@ def scaling_tasks(runs: list[Run], path: Path) -> Path | None:
 
 
 def default_tsn_run(runs: list[Run]) -> Run | None:
+    """The paper's figure is of its TSN: paper_main's before any other suite's (e.g. comparison's
+    all-tasks TSN), then the most tasks, then folder and seed."""
     tsn = [r for r in runs if r.model == "tsn" and r.block == "main"] or [r for r in runs if r.model == "tsn"]
-    tsn.sort(key=lambda r: (-len(r.tasks), r.group, r.seed))
+    tsn.sort(key=lambda r: (r.suite != "paper_main", -len(r.tasks), r.group, r.seed))
     return tsn[0] if tsn else None
 
 

@@ -443,6 +443,16 @@ def test_figures_are_written(swept, tmp_path):
     assert [e for e, _ in curve] == [1, 2] and curve[-1][1] == pytest.approx(tsn.metrics["history"][-1]["delta_m"])
 
 
+def test_latent_figure_defaults_to_paper_mains_tsn(tmp_path):
+    from eval.figures import default_tsn_run
+    from eval.tables import collect
+
+    for suite, name in (("comparison", "tsn_all"), ("paper_main", "tsn")):  # "comparison" sorts first
+        fake_run(tmp_path / suite / name / "seed0", "tsn", {"semseg": {"mIoU": 30.0}}, 1_000)
+        (tmp_path / suite / "sweep.json").write_text(json.dumps({"suite": suite, "runs": []}))
+    assert default_tsn_run(collect(tmp_path)).group == "paper_main/tsn"
+
+
 def test_convergence_has_one_curve_per_row_not_per_model(tmp_path):
     """A variant of the same model from another suite (collapse_main's task INs)
     is its own row, never pooled into the paper's task INs."""
