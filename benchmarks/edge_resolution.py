@@ -1,4 +1,4 @@
-"""The best edge F a model can reach when it predicts at 1/s of the input size.
+"""The edge F the ground truth keeps when it is predicted at 1/s of the input size.
 
     python benchmarks/edge_resolution.py configs/synthetic/tsn.yaml [--strides 1 2 4 8] [--split val] [--set KEY=VALUE ...]
 

@@ -549,8 +549,8 @@ def without_tasks(runs: list[Run], drop: list[str]) -> list[Run]:
         raise ConfigError(f"--without {' '.join(drop)} leaves no task to compute Δm over")
     out = []
     for r in runs:
-        m = {k: ({t: v for t, v in m.items() if t not in drop} if isinstance(m, dict) and k in ("val", "test") else m)
-             for k, m in r.metrics.items()}
+        m = {k: ({t: res for t, res in v.items() if t not in drop} if k in ("val", "test") and isinstance(v, dict) else v)
+             for k, v in r.metrics.items()}
         m["tasks"] = [t for t in r.tasks if t not in drop]
         m["history"] = []
         m.pop("delta_m", None)

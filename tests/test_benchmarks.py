@@ -13,11 +13,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _load_bench():
-    spec = importlib.util.spec_from_file_location("bench_throughput", ROOT / "benchmarks" / "bench_throughput.py")
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+def _load_bench():
+    return _load("bench_throughput")
 
 
 def test_throughput_benchmark_rows_and_flop_accounting(tmp_path, capsys):
@@ -93,13 +97,6 @@ def test_training_rows_of_padnet_and_mtinet_include_their_deep_supervision():
         assert float(full) > sum(weights[t] * float(v) for t, v in final.items()), name
 
 
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def test_edge_resolution_oracle_by_hand():
     import torch
 
@@ -115,7 +112,6 @@ def test_edge_resolution_oracle_by_hand():
     assert torch.allclose(coarse[0, 0, 0], torch.full((8,), 0.25), atol=1e-5)
     assert torch.allclose(coarse[0, 0, 7], torch.full((8,), 1e-6), atol=1e-6)
     assert (coarse < 0.5).all()  # a boundary of one pixel in four never reaches one half: what H/4 loses
-
 
 
 def test_edge_resolution_end_to_end_coarser_scores_lower(capsys):

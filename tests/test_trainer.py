@@ -99,7 +99,6 @@ def test_best_pt_eval_and_metrics_json_name_the_same_epoch(tmp_path, capsys):
     assert f"best.pt (best epoch {res['best_epoch']})" in capsys.readouterr().out
 
 
-
 def test_the_record_keeps_the_code_that_started_training(tmp_path, monkeypatch):
     """A commit made while a run trains must not be recorded as the code that trained it."""
     import tsn.engine.trainer as trainer_mod
