@@ -37,7 +37,7 @@ add_tasks() {  # parts added to scaling's 5-task TSN vs trained from scratch, ea
     mkdir -p "$(dirname "$new")" && mkdir "$new.claim" 2>/dev/null || continue  # the other worker has it
     resume=() && [ -d "$new/checkpoints" ] && resume=(--resume)
     python -m train.add_task "$OUT/scaling/tsn_k5/seed$s" --task parts --out "$new" \
-      --reference "$OUT/paper_main/single_task/seed$s" "${resume[@]}" || rc=1
+      --seed "$s" --reference "$OUT/paper_main/single_task/seed$s" "${resume[@]}" || rc=1
     rmdir "$new.claim"
   done
   return $rc

@@ -92,3 +92,22 @@ def test_add_task_keeps_old_outputs_bit_identical_under_channels_last(tmp_path):
     Trainer(cfg, tmp_path / "base", quiet=True).fit()
     res = add_task(tmp_path / "base", "edge", tmp_path / "new", epochs=1, lr=0.05, device="cpu", log=lambda m: None)
     assert res["old_tasks_identical"] and res["shared_weights_identical"] and res["stacked_within_tolerance"]
+
+
+def test_add_task_takes_the_base_runs_seed_unless_told(tmp_path):
+    """A base trained with seed k is compared with the runs of seed k, so its added task
+    defaults to seed k too (the code's initial values and the data order); --seed overrides."""
+    from train.add_task import add_task
+
+    cfg = load_config(data=tiny(data={"tasks": ["semseg", "normals"], "augment": False},
+                                train={"epochs": 1, "sampling": "all", "seed": 3}))
+    Trainer(cfg, tmp_path / "base", quiet=True).fit()
+    quiet = {"epochs": 1, "lr": 0.05, "device": "cpu", "log": lambda m: None}
+    default = add_task(tmp_path / "base", "edge", tmp_path / "default", **quiet)
+    told = add_task(tmp_path / "base", "edge", tmp_path / "told", seed=5, **quiet)
+    assert default["added_task"]["seed"] == 3 and told["added_task"]["seed"] == 5
+    for run, seed in (("default", 3), ("told", 5)):
+        assert yaml.safe_load((tmp_path / run / "config.yaml").read_text())["train"]["seed"] == seed
+    codes = [torch.load(tmp_path / run / "checkpoints" / "best.pt", weights_only=False)["model"]
+             for run in ("default", "told")]
+    assert any(not torch.equal(codes[0][k], codes[1][k]) for k in codes[0] if "code" in k)

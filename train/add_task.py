@@ -68,7 +68,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--epochs", type=int, default=None, help="passes over the new task's data (default: the run's train.epochs)")
     p.add_argument("--lr", type=float, default=1e-2, help="Adam learning rate of the code (default 1e-2)")
     p.add_argument("--batch-size", type=int, default=None, help="default: the run's train.batch_size")
-    p.add_argument("--seed", type=int, default=0, help="seed of the initial code and the data order")
+    p.add_argument("--seed", type=int, default=None,
+                   help="seed of the initial code and the data order (default: the base run's train.seed)")
     p.add_argument("--reference", help="run that trained the task from scratch, for the comparison")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a key of the run's config (e.g. data.root=...)")
     p.add_argument("--device", default="auto")
@@ -149,7 +150,7 @@ def _close(a, b) -> bool:
 
 
 def add_task(run: str | Path, task: str, out: str | Path, epochs: int | None = None, lr: float = 1e-2,
-             batch_size: int | None = None, seed: int = 0, reference: str | Path | None = None,
+             batch_size: int | None = None, seed: int | None = None, reference: str | Path | None = None,
              overrides: list[str] | None = None, device: str = "auto", log=print, resume: bool = False) -> dict:
     """Add ``task`` to the TSN in ``run``, train its code, write the run in ``out``; returns metrics.json."""
     from tsn.data import dataset_info
@@ -179,6 +180,8 @@ def add_task(run: str | Path, task: str, out: str | Path, epochs: int | None = N
     if task not in info.tasks:
         raise ConfigError(f"dataset {cfg.data.name!r} has no {task!r}; it has {', '.join(info.tasks)}")
     epochs = epochs if epochs is not None else cfg.train.epochs
+    # a base trained with seed k is compared with runs of seed k, so its added task is too
+    seed = cfg.train.seed if seed is None else seed
     if epochs < 1 or not lr > 0:
         raise ConfigError("--epochs must be at least 1 and --lr positive")
     dev = next(model.parameters()).device
