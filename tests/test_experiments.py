@@ -83,6 +83,7 @@ def test_sweep_runs_the_reference_first_and_every_run_records_delta_m(swept):
         assert Path(cfg["eval"]["single_task"]) == (out / "single_task" / "seed0").resolve()
         env = m["environment"]  # where the record was made: its wall time and numbers are comparable
         assert env["torch"] == torch.__version__ and env["threads"] == 1 and env["device"]
+        assert env["cpu"].endswith(torch.backends.cpu.get_cpu_capability())  # the generation, beyond its name
         assert env["code"] is None or len(env["code"]) >= 12
     assert json.loads((out / "sweep.json").read_text())["suite"] == "paper_main"
 

@@ -45,15 +45,30 @@ def code_version() -> str | None:
     return out.stdout.strip() or None
 
 
-def _cpu_name() -> str:
+def _cpuinfo(key: str) -> str | None:
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("model name"):
+                if line.split(":", 1)[0].strip() == key:
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return None
+
+
+def _cpu_name() -> str:
+    return _cpuinfo("model name") or platform.processor() or platform.machine()
+
+
+def cpu_generation() -> str:
+    """Family, model and the vector ISA torch's kernels use: a virtual machine may name
+    every generation "AMD EPYC", and two generations sum in another order (their
+    5-epoch results differ by about a seed's spread)."""
+    import torch
+
+    fields = (("family", "cpu family"), ("model", "model"))  # /proc/cpuinfo's keys (Linux)
+    ids = [f"{name} {value}" for name, key in fields if (value := _cpuinfo(key))]
+    return ", ".join(ids + [torch.backends.cpu.get_cpu_capability()])
 
 
 def run_environment(device: str = "cpu") -> dict[str, object]:
@@ -66,7 +81,7 @@ def run_environment(device: str = "cpu") -> dict[str, object]:
     else:
         where = _cpu_name()
     return {"code": code_version(), "python": platform.python_version(), "torch": torch.__version__,
-            "device": where, "threads": torch.get_num_threads()}
+            "device": where, "cpu": cpu_generation(), "threads": torch.get_num_threads()}
 
 
 def main() -> int:
