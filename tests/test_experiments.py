@@ -426,6 +426,24 @@ def test_records_replace_a_changed_manifest_and_name_it(swept, tmp_path, capsys)
     assert old.read_text() == (out / "sweep.json").read_text()
 
 
+def test_manifest_keeps_the_seeds_of_earlier_invocations(tmp_path):
+    """`--seeds 1 2` after `--seeds 0` continues a suite: its manifest lists 0, 1, 2 (it
+    listed only the last invocation's seeds); another suite in the folder starts afresh."""
+    from train.sweep import load_suite, write_manifest
+
+    suite, out = load_suite(write_suite(tmp_path)), tmp_path / "out"
+    out.mkdir()
+    for seeds in ([0], [2, 1], [1]):
+        suite.seeds = seeds
+        write_manifest(suite, "synthetic", out)
+    assert json.loads((out / "sweep.json").read_text())["seeds"] == [0, 1, 2]
+    write_manifest(suite, "pascal", out)  # another dataset's suite: its own seeds only
+    assert json.loads((out / "sweep.json").read_text())["seeds"] == [1]
+    (out / "sweep.json").write_text("{not json")  # a damaged manifest is replaced, not a crash
+    write_manifest(suite, "synthetic", out)
+    assert json.loads((out / "sweep.json").read_text())["seeds"] == [1]
+
+
 def test_figures_are_written(swept, tmp_path):
     from eval.__main__ import main
     from eval.figures import history_delta_m

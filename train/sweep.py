@@ -49,6 +49,7 @@ go first. ``OUT/sweep.json`` records the suite for ``python -m eval tables``.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from dataclasses import dataclass, field
@@ -409,11 +410,20 @@ def _next_job(pending: list[Job]) -> tuple[Job | None, RunLock | None, Job | Non
 
 
 def write_manifest(suite: Suite, dataset: str, out: Path) -> None:
-    """``OUT/sweep.json``: which run is which, for the tables and figures."""
+    """``OUT/sweep.json``: which run is which, for the tables and figures. Its seeds are
+    every seed this folder's sweeps were asked for (``--seeds 1 2`` after ``--seeds 0``
+    continues the suite; it does not make seed 0 foreign to it)."""
     from tsn.io import atomic_write_json
 
+    seeds = set(suite.seeds)
+    try:
+        earlier = json.loads((out / "sweep.json").read_text())
+        if earlier.get("suite") == suite.name and earlier.get("dataset") == dataset:
+            seeds |= set(earlier.get("seeds", []))
+    except (OSError, ValueError):
+        pass
     atomic_write_json(out / "sweep.json", {
-        "suite": suite.name, "dataset": dataset, "file": str(suite.path), "seeds": suite.seeds,
+        "suite": suite.name, "dataset": dataset, "file": str(suite.path), "seeds": sorted(seeds),
         "reference": suite.reference,
         "runs": [{"name": r.name, "config": r.config, "label": r.label, "tasks": r.tasks, "set": r.set,
                   **({"same_as": r.same_as} if r.same_as else {})} for r in suite.runs],
