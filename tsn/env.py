@@ -45,29 +45,33 @@ def code_version() -> str | None:
     return out.stdout.strip() or None
 
 
-def _cpuinfo(key: str) -> str | None:
+def _cpuinfo() -> dict[str, str]:
+    """The first processor's entries of /proc/cpuinfo (Linux; empty elsewhere)."""
+    info: dict[str, str] = {}
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.split(":", 1)[0].strip() == key:
-                    return line.split(":", 1)[1].strip()
+                if not line.strip():  # the end of the first processor's block
+                    break
+                key, _, value = line.partition(":")
+                info[key.strip()] = value.strip()
     except OSError:
         pass
-    return None
+    return info
 
 
-def _cpu_name() -> str:
-    return _cpuinfo("model name") or platform.processor() or platform.machine()
+def _cpu_name(info: dict[str, str]) -> str:
+    return info.get("model name") or platform.processor() or platform.machine()
 
 
-def cpu_generation() -> str:
+def cpu_generation(info: dict[str, str] | None = None) -> str:
     """Family, model and the vector ISA torch's kernels use: a virtual machine may name
-    every generation "AMD EPYC", and two generations sum in another order (their
-    5-epoch results differ by about a seed's spread)."""
+    every generation "AMD EPYC", and two generations sum in another order."""
     import torch
 
-    fields = (("family", "cpu family"), ("model", "model"))  # /proc/cpuinfo's keys (Linux)
-    ids = [f"{name} {value}" for name, key in fields if (value := _cpuinfo(key))]
+    info = _cpuinfo() if info is None else info
+    fields = (("family", "cpu family"), ("model", "model"))
+    ids = [f"{name} {info[key]}" for name, key in fields if info.get(key)]
     return ", ".join(ids + [torch.backends.cpu.get_cpu_capability()])
 
 
@@ -76,12 +80,13 @@ def run_environment(device: str = "cpu") -> dict[str, object]:
     numbers can be compared across machines and library versions."""
     import torch
 
+    cpu = _cpuinfo()
     if device.startswith("cuda") and torch.cuda.is_available():
         where = torch.cuda.get_device_name()
     else:
-        where = _cpu_name()
+        where = _cpu_name(cpu)
     return {"code": code_version(), "python": platform.python_version(), "torch": torch.__version__,
-            "device": where, "cpu": cpu_generation(), "threads": torch.get_num_threads()}
+            "device": where, "cpu": cpu_generation(cpu), "threads": torch.get_num_threads()}
 
 
 def main() -> int:
