@@ -140,11 +140,12 @@ def time_protocol(args) -> None:
         soft, gt = synthetic_pair(rng, shape)
         pairs.append((EP.to_uint8(soft), gt))  # the release's PNG value
     metric = build_metric("edge", protocol=args.protocol, thresholds=args.thresholds, edge_max_dist=args.max_dist)
-    EP.image_counts(pairs[0][0], pairs[0][1], args.protocol, metric.thresholds, max_dist=args.max_dist)  # compile
+    protocol = EP.get_protocol(args.protocol)
+    protocol.image_counts(pairs[0][0], pairs[0][1], metric.thresholds, max_dist=args.max_dist)  # compile
     times, cpu, counts = [], [], []
     for png, gt in pairs:
         t0, c0 = time.perf_counter(), time.process_time()
-        counts.append(EP.image_counts(png, gt, args.protocol, metric.thresholds, max_dist=args.max_dist))
+        counts.append(protocol.image_counts(png, gt, metric.thresholds, max_dist=args.max_dist))
         times.append(time.perf_counter() - t0)
         cpu.append(time.process_time() - c0)
     metric.add_image_counts(counts)
@@ -177,8 +178,9 @@ def check_seism(root: Path) -> None:
             continue
         per = np.stack([np.loadtxt(f, ndmin=2) for f in files], 1)  # [images, T, F P R cntR sumR cntP sumP]
         counts = per[:, :, 3:7].astype(np.int64)
-        ois = sum(EP.ois_counts(c, "seism") for c in counts)
-        ours = EP.summarize("seism", np.array([float(p) for p in params]), counts.sum(0), ois)
+        seism = EP.get_protocol("seism")
+        ois = sum(seism.ois(c) for c in counts)
+        ours = seism.summarize(np.array([float(p) for p in params]), counts.sum(0), ois)
         ref = {k: float((curves.parent / f"{db}_{stem}_{k}.txt").read_text().split()[0]) for k in ("ods_f", "ois_f", "ap")}
         print(f"{db:14s} {method:14s} {counts.shape[0]:5d} images  ours odsF {ours['odsF']:.4f} oisF {ours['oisF']:.4f} "
               f"AP {ours['AP']:.4f}   SEISM {ref['ods_f']:.3f} {ref['ois_f']:.3f} {ref['ap']:.3f}")

@@ -36,6 +36,8 @@ from pathlib import Path
 import numpy as np
 
 from tsn.errors import DataError, TSNError
+from tsn.metrics.boundary import seg2bmap
+from tsn.metrics.edge_protocols import PROTOCOLS, EdgeProtocol, get_protocol
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -43,7 +45,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("pred_dir", help="folder of <id>.png soft edge maps (8-bit grayscale)")
     p.add_argument("--gt", required=True, metavar="GT_DIR", help="folder of <id>.mat (groundTruth / LabelMap) or <id>.png")
-    p.add_argument("--protocol", default="seism", choices=["seism", "bsds"])
+    p.add_argument("--protocol", default="seism", choices=PROTOCOLS.names())
     p.add_argument("--max-dist", type=float, default=0.0075, help="tolerance / image diagonal (0.0075; NYUD 0.011)")
     p.add_argument("--thresholds", default=None, help="N evenly spaced ones or 'hed' (default: seism hed, bsds 99)")
     p.add_argument("--workers", type=int, default=0, help="processes (0: this one)")
@@ -71,8 +73,6 @@ def read_prediction(path: Path) -> np.ndarray:
 def _segmentations_or_boundaries(path: Path) -> tuple[str, list[np.ndarray]]:
     """("labels", [seg]) for a LabelMap, ("bsds", [(seg, bdry), ...]) for a groundTruth cell."""
     import scipy.io
-
-    from tsn.metrics.edge_protocols import seg2bmap
 
     try:
         m = scipy.io.loadmat(path)
@@ -112,11 +112,10 @@ def _segmentations_or_boundaries(path: Path) -> tuple[str, list[np.ndarray]]:
     raise DataError(f"{path}: neither groundTruth (BSDS500) nor LabelMap (PASCAL-Context) in it (variables: {keys})")
 
 
-def read_ground_truth(path: Path, protocol: str) -> list[np.ndarray]:
-    """The boolean boundary maps (one per annotator) the protocol matches against."""
-    from tsn.metrics import boundary as B
-    from tsn.metrics.edge_protocols import seg2bmap, seism_ground_truth
-
+def read_ground_truth(path: Path, protocol: str | EdgeProtocol) -> list[np.ndarray]:
+    """The boolean boundary maps (one per annotator) the protocol matches against (thinned,
+    where the protocol thins, by :meth:`EdgeProtocol.image_counts`)."""
+    protocol = get_protocol(protocol)
     if path.suffix == ".png":
         from PIL import Image
 
@@ -127,22 +126,14 @@ def read_ground_truth(path: Path, protocol: str) -> list[np.ndarray]:
             raise DataError(f"{path}: cannot read the ground truth ({type(e).__name__}: {e})") from None
         if a.ndim != 2:
             raise DataError(f"{path}: expected a single-channel boundary PNG, got shape {a.shape}")
-        g = a > 0
-        return [B.thin(g) if protocol == "seism" else g]
+        return [a > 0]
     kind, items = _segmentations_or_boundaries(path)
     if kind == "labels":
-        return [seism_ground_truth(items[0]) if protocol == "seism" else seg2bmap(items[0])]
-    out = []
-    for i, (seg, bdry) in enumerate(items):
-        if protocol == "seism":
-            if seg is None:
-                raise DataError(f"{path}: annotator {i + 1} has no Segmentation (SEISM builds boundaries from it)")
-            out.append(seism_ground_truth(seg))
-        else:
-            if bdry is None:
-                raise DataError(f"{path}: annotator {i + 1} has no Boundaries")
-            out.append(np.asarray(bdry) != 0)
-    return out
+        return [seg2bmap(items[0])]
+    try:
+        return [protocol.annotator(seg, bdry, where=f"{path}: annotator {i + 1}") for i, (seg, bdry) in enumerate(items)]
+    except ValueError as e:
+        raise DataError(str(e)) from None
 
 
 def pair_files(pred_dir: Path, gt_dir: Path) -> list[tuple[str, Path, Path]]:
@@ -169,8 +160,6 @@ def pair_files(pred_dir: Path, gt_dir: Path) -> list[tuple[str, Path, Path]]:
 
 def evaluate_pair(args) -> np.ndarray:
     """Counts [T, 4] of one (id, prediction, ground truth) pair."""
-    from tsn.metrics import edge_protocols as EP
-
     ident, pred_path, gt_path, protocol, thresholds, max_dist = args
     pred = read_prediction(pred_path)
     gts = read_ground_truth(gt_path, protocol)
@@ -178,7 +167,7 @@ def evaluate_pair(args) -> np.ndarray:
         if g.shape != pred.shape:
             raise DataError(f"{ident}: prediction {pred.shape[0]}x{pred.shape[1]} ({pred_path.name}) but ground truth "
                             f"{g.shape[0]}x{g.shape[1]} ({gt_path.name}); predictions must be at the image's size")
-    return EP.image_counts(pred, gts, protocol, thresholds, max_dist=max_dist)
+    return get_protocol(protocol).image_counts(pred, gts, thresholds, max_dist=max_dist)
 
 
 def evaluate_folder(pred_dir, gt_dir, protocol: str = "seism", max_dist: float = 0.0075, thresholds=None,

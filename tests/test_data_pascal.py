@@ -180,8 +180,7 @@ def test_edge_label_seism_is_thin_seg2bmap_of_the_label_map(root):
     for scoring as the paper's benchmark does; the default stays the Laplacian."""
     from scipy import io as sio
 
-    from tsn.metrics.boundary import thin
-    from tsn.metrics.edge_protocols import seg2bmap
+    from tsn.metrics.boundary import seg2bmap, thin
 
     lap = build_dataset("pascal", root=root.parent, split="train", size="original", tasks=["edge"])[0]["edge"][0]
     ds = build_dataset("pascal", root=root.parent, split="train", size="original", tasks=["edge"], edge_label="seism")

@@ -10,6 +10,7 @@ from scipy import ndimage
 
 from eval.__main__ import main as eval_main
 from tsn.metrics import build_metric
+from tsn.metrics import boundary as B
 from tsn.metrics import edge_protocols as EP
 
 
@@ -32,7 +33,7 @@ def _save_bsds_gt(path, annotators):
     """A BSDS500 groundTruth .mat: a 1 x n cell of structs with Segmentation and Boundaries."""
     cell = np.empty((1, len(annotators)), dtype=object)
     for i, seg in enumerate(annotators):
-        cell[0, i] = {"Segmentation": seg.astype(np.uint16), "Boundaries": EP.seg2bmap(seg).astype(np.uint8)}
+        cell[0, i] = {"Segmentation": seg.astype(np.uint16), "Boundaries": B.seg2bmap(seg).astype(np.uint8)}
     scipy.io.savemat(path, {"groundTruth": cell})
 
 
@@ -50,7 +51,7 @@ def bsds_folder(tmp_path):
     for k, ident in enumerate(["100007", "100039"]):
         a, b = _labels(k), _labels(k + 10)
         _save_bsds_gt(gt / f"{ident}.mat", [a, b])
-        Image.fromarray(_soft(EP.seg2bmap(a), k)).save(pred / f"{ident}.png")
+        Image.fromarray(_soft(B.seg2bmap(a), k)).save(pred / f"{ident}.png")
     return pred, gt
 
 
@@ -62,9 +63,9 @@ def test_bsds_cell_two_annotators_equals_direct_computation(bsds_folder, capsys)
     assert res["images"] == 2 and {"odsF", "oisF", "AP"} <= set(res)
     m = build_metric("edge", protocol="bsds", edge_max_dist=0.0075)
     for k, ident in enumerate(["100007", "100039"]):
-        gts = [EP.seg2bmap(_labels(k)), EP.seg2bmap(_labels(k + 10))]
+        gts = [B.seg2bmap(_labels(k)), B.seg2bmap(_labels(k + 10))]
         p = np.array(Image.open(pred / f"{ident}.png"))
-        m.add_image_counts([EP.image_counts(p, gts, "bsds", m.thresholds, max_dist=0.0075)])
+        m.add_image_counts([EP.get_protocol("bsds").image_counts(p, gts, m.thresholds, max_dist=0.0075)])
     assert res["odsF"] == pytest.approx(m.compute()["odsF"]) and res["AP"] == pytest.approx(m.compute()["AP"])
     # seism on the same files builds thin(seg2bmap(Segmentation)) per annotator
     rc, out, _ = _run(capsys, pred, "--gt", gt, "--protocol", "seism", "--json", "--thresholds", "hed")
@@ -79,7 +80,7 @@ def test_pascal_context_labelmap_perfect_prediction(tmp_path, capsys):
     lab[:] = 17
     lab[15:45, 20:50] = 284
     scipy.io.savemat(gt / "2008_000002.mat", {"LabelMap": lab})
-    Image.fromarray(np.where(EP.seism_ground_truth(lab), 255, 0).astype(np.uint8)).save(pred / "2008_000002.png")
+    Image.fromarray(np.where(B.thin(B.seg2bmap(lab)), 255, 0).astype(np.uint8)).save(pred / "2008_000002.png")
     rc, out, _ = _run(capsys, pred, "--gt", gt, "--json")  # seism is the default
     res = json.loads(out)
     assert rc == 0 and res["protocol"] == "seism" and res["images"] == 1
@@ -93,7 +94,7 @@ def test_png_ground_truth_and_workers(tmp_path, capsys):
     pred.mkdir()
     gt.mkdir()
     for k in range(3):
-        g = EP.seg2bmap(_labels(k))
+        g = B.seg2bmap(_labels(k))
         Image.fromarray((g * 255).astype(np.uint8)).save(gt / f"img{k}.png")  # NYUD-style edge map
         Image.fromarray(_soft(g, k)).save(pred / f"img{k}.png")
     r0 = json.loads(_run(capsys, pred, "--gt", gt, "--max-dist", "0.011", "--json")[1])
@@ -144,5 +145,5 @@ def test_seism_gt_seg_cell(tmp_path):
     scipy.io.savemat(tmp_path / "100007.mat", {"gt_seg": cell})
     b = read_ground_truth(tmp_path / "100007.mat", "bsds")
     s = read_ground_truth(tmp_path / "100007.mat", "seism")
-    assert [x.tolist() for x in b] == [EP.seg2bmap(x).tolist() for x in segs]
-    assert [x.tolist() for x in s] == [EP.seism_ground_truth(x).tolist() for x in segs]
+    assert [x.tolist() for x in b] == [B.seg2bmap(x).tolist() for x in segs]
+    assert [x.tolist() for x in s] == [B.thin(B.seg2bmap(x)).tolist() for x in segs]

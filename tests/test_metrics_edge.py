@@ -10,6 +10,9 @@ from scipy import ndimage
 from tsn.errors import ConfigError
 from tsn.metrics import build_metric
 from tsn.metrics import boundary as B
+from tsn.metrics.edge_protocols import get_protocol
+
+FAST = get_protocol("fast")
 
 
 def _line_image(shape=(64, 64), row=30, cols=(5, 59)):
@@ -115,7 +118,7 @@ def test_nms_keeps_ridge_centre(axis):
     img[20, :] = 1.0
     soft = ndimage.gaussian_filter(img, 2.0)
     soft /= soft.max()
-    out = B.edge_nms(soft if axis == 0 else soft.T)
+    out = B.nms((soft if axis == 0 else soft.T).astype(np.float32), matlab_sign=False)
     inner = (out if axis == 0 else out.T)[:, 8:-8]
     assert (inner[20] > 0.5).all()
     assert (np.delete(inner, 20, axis=0) < 1e-6).all()
@@ -141,11 +144,11 @@ def _bsds_maxf_reference(thresh, R, P):
 
 def test_ods_interpolation_matches_bsds_loop():
     rng = np.random.default_rng(2)
-    th = B.default_thresholds(9)
+    th = FAST.thresholds(9)
     R = np.sort(rng.random(9))[::-1]
     P = np.sort(rng.random(9))
     ref = _bsds_maxf_reference(th, R, P)
-    got = B._max_f_interp(th, R, P)
+    got = B.max_f_interp(th, R, P)
     assert got == pytest.approx(ref)
 
 
@@ -153,22 +156,22 @@ def test_summary_hand_computed():
     th = np.array([0.25, 0.5, 0.75])
     # per threshold (cntR, sumR, cntP, sumP): R = .8/.6/.2, P = .4/.75/1
     counts = np.array([[8, 10, 8, 20], [6, 10, 6, 8], [2, 10, 2, 2]])
-    s = B.summarize(th, counts, ois=np.array([6, 10, 6, 8]))
+    s = FAST.summarize(th, counts, ois=np.array([6, 10, 6, 8]))
     assert s["oisF"] == pytest.approx(2 * 0.6 * 0.75 / 1.35)
     assert s["odsF"] >= 2 * 0.6 * 0.75 / 1.35 - 1e-12  # at least the best node
     assert s["odsF"] == pytest.approx(_bsds_maxf_reference(th, [0.8, 0.6, 0.2], [0.4, 0.75, 1.0])[3])
     # single threshold: no interpolation
-    one = B.summarize(np.array([0.5]), counts[1:2], ois=counts[1])
+    one = FAST.summarize(np.array([0.5]), counts[1:2], ois=counts[1])
     assert one["odsF"] == pytest.approx(2 * 0.6 * 0.75 / 1.35)
 
 
 def test_average_precision_hand_computed():
     # R = 1, .5, 0 with P = .5, .75, 1: P on recall 0:.01:1 is piecewise linear;
     # sum over the 101 samples x 0.01 = (44.625 + 31.125) / 100
-    ap = B.average_precision(np.array([1.0, 0.5, 0.0]), np.array([0.5, 0.75, 1.0]))
+    ap = FAST.ap(np.array([1.0, 0.5, 0.0]), np.array([0.5, 0.75, 1.0]))
     assert ap == pytest.approx(0.7575)
     # recall never below .5: the curve is 0 left of it (BSDS)
-    ap2 = B.average_precision(np.array([1.0, 0.5]), np.array([0.5, 0.75]))
+    ap2 = FAST.ap(np.array([1.0, 0.5]), np.array([0.5, 0.75]))
     assert ap2 == pytest.approx(sum(0.75 - 0.25 * (i - 50) / 50 for i in range(50, 101)) * 0.01)
 
 

@@ -19,24 +19,24 @@ SEISM, BSDS, FAST = (EP.get_protocol(n) for n in ("seism", "bsds", "fast"))
 def test_seg2bmap_hand_cases():
     seg = np.array([[1, 1, 2], [1, 1, 2], [3, 3, 3]])
     # east / south / south-east differences; last row east only, last column south only, corner never
-    assert EP.seg2bmap(seg).astype(int).tolist() == [[0, 1, 0], [1, 1, 1], [0, 0, 0]]
+    assert B.seg2bmap(seg).astype(int).tolist() == [[0, 1, 0], [1, 1, 1], [0, 0, 0]]
     one = np.zeros((3, 3), int)
     one[1, 1] = 7  # the boundary lies on the pixels towards the origin
-    assert EP.seg2bmap(one).astype(int).tolist() == [[1, 1, 0], [1, 1, 0], [0, 0, 0]]
-    assert not EP.seg2bmap(np.full((4, 5), 3)).any()
+    assert B.seg2bmap(one).astype(int).tolist() == [[1, 1, 0], [1, 1, 0], [0, 0, 0]]
+    assert not B.seg2bmap(np.full((4, 5), 3)).any()
     # zero outside the image does not make a boundary on the last row / column
-    assert not EP.seg2bmap(np.zeros((2, 2), int)).any()
+    assert not B.seg2bmap(np.zeros((2, 2), int)).any()
 
 
 def test_seism_ground_truth_is_thin_seg2bmap():
     seg = np.zeros((12, 12), int)
     seg[3:9, 3:9] = 1
-    b = EP.seg2bmap(seg)
-    assert np.array_equal(EP.seism_ground_truth(seg), B.thin(b))
+    b = B.seg2bmap(seg)
+    assert np.array_equal(B.thin(B.seg2bmap(seg)), B.thin(b))
     # the 6x6 square's outline shifted half a pixel towards the origin: rows / columns 2 and 8
     ys, xs = np.nonzero(b)
     assert b.sum() == 24 and (ys.min(), ys.max(), xs.min(), xs.max()) == (2, 8, 2, 8)
-    assert EP.seism_ground_truth(seg).sum() == 24 - 4  # thinning drops the four corners (8-connected)
+    assert B.thin(B.seg2bmap(seg)).sum() == 24 - 4  # thinning drops the four corners (8-connected)
 
 
 # ---------------------------------------------------------------- soft map, NMS
@@ -56,7 +56,7 @@ def _ridge(angle_deg, size=49, sigma=1.5):
 def test_nms_orientation_keeps_the_ridge_centre_across_its_normal():
     for angle in (90, 45, 135, 30):
         soft, d = _ridge(angle)
-        E = EP.soft_map(EP.to_uint8(soft), SEISM)
+        E = SEISM.soft_map(EP.to_uint8(soft))
         inner = np.zeros_like(d, bool)
         inner[8:-8, 8:-8] = True
         kept = (E > 0) & inner
@@ -72,18 +72,18 @@ def test_nms_sign_zero_is_matlabs():
     # compared with its left / right neighbours (equal) and nothing of the blurred ridge is suppressed
     soft, _ = _ridge(0)
     u8 = EP.to_uint8(soft)
-    O = EP.seism_orientation(u8.astype(np.float32) / np.float32(255))
+    O = B.orientation(u8.astype(np.float32) / np.float32(255))
     assert np.all(O[10:-10, 10:-10] == 0)
-    E = EP.soft_map(u8, SEISM)
+    E = SEISM.soft_map(u8)
     assert np.array_equal(E[10:-10, 10:-10] > 0, u8[10:-10, 10:-10] > 0)
     # the fast preset's NMS (sign(0) = +1) thins it to the centre row
-    f = B.edge_nms(soft)
+    f = B.nms(soft, matlab_sign=False)
     assert (f[10:-10, 10:-10] > 1e-3).any(axis=1).sum() == 1
 
 
 def test_nms_border_ramp():
     E = np.full((20, 30), 200, np.uint8)
-    out = EP.soft_map(E, SEISM)
+    out = SEISM.soft_map(E)
     v = np.float32(200) / np.float32(255)
     assert out[0].max() == 0 and out[:, 0].max() == 0  # ramp 0/5 on the first row and column
     assert out[10, 2] == pytest.approx(v * 0.4) and out[2, 15] == pytest.approx(v * 0.4)
@@ -94,14 +94,14 @@ def test_nms_border_ramp():
 
 
 def test_threshold_sets():
-    hed = EP.resolve_thresholds("hed", SEISM)
+    hed = SEISM.thresholds("hed")
     assert hed.size == 101 and hed[0] == 0.001 and hed[1] == 0.01 and hed[50] == 0.5 and hed[-1] == 0.999
-    assert np.array_equal(EP.resolve_thresholds(None, SEISM), hed)
-    b = EP.resolve_thresholds(None, BSDS)
+    assert np.array_equal(SEISM.thresholds(None), hed)
+    b = BSDS.thresholds(None)
     assert b.size == 99 and b[0] == pytest.approx(0.01) and b[-1] == pytest.approx(0.99)
-    assert np.allclose(EP.matlab_linspace(0.01, 0.99, 99), np.linspace(0.01, 0.99, 99), atol=1e-15)
+    assert np.allclose(B.matlab_linspace(0.01, 0.99, 99), np.linspace(0.01, 0.99, 99), atol=1e-15)
     with pytest.raises(ConfigError):
-        EP.resolve_thresholds("hd", SEISM)
+        SEISM.thresholds("hd")
     with pytest.raises(ConfigError):
         EP.get_protocol("matlab")
 
@@ -111,8 +111,8 @@ def test_strict_threshold_seism_and_inclusive_bsds():
     gt[15, 8:22] = True
     png = np.where(gt, np.uint8(51), np.uint8(0))  # 51 / 255 == 0.2 exactly
     th = np.array([0.19, 0.2, 0.21])
-    s = EP.image_counts(png, gt, SEISM, th, radius=1.0)
-    b = EP.image_counts(png, gt, BSDS, th, radius=1.0)
+    s = SEISM.image_counts(png, gt, th, radius=1.0)
+    b = BSDS.image_counts(png, gt, th, radius=1.0)
     assert s[:, 3].tolist() == [14, 0, 0]  # > 0.2 leaves the value 0.2 out
     assert b[:, 3].tolist() == [14, 14, 0]  # >= 0.2 keeps it
     assert s[0, 0] == 14 and b[1, 0] == 14
@@ -127,10 +127,42 @@ def test_multi_annotator_counts_as_boundary_bench():
     g2 = np.zeros((20, 20), bool)
     g2[5, 11] = g2[15, 15] = True
     g2[10, 2] = True  # missed by everyone
-    c = EP.image_counts(pred, [g1, g2], BSDS, np.array([0.5]), radius=1.5)
+    c = BSDS.image_counts(pred, [g1, g2], np.array([0.5]), radius=1.5)
     # cntR: 2 (annotator 1) + 2 (annotator 2); sumR: 2 + 3; cntP: predicted pixels matched to any
     # annotator = {(5,5), (5,10), (15,15)}; sumP: 4
     assert c.tolist() == [[4, 5, 3, 4]]
+
+
+def test_metric_takes_annotators_as_channels_and_drops_padding():
+    """A label [B, K, H, W] holds K annotators; a channel void everywhere pads the stack."""
+    soft, gt = _scene(3)
+    g2 = np.roll(gt, 2, axis=1)
+    pad = np.full_like(gt, 255, dtype=np.float32)
+    target = torch.from_numpy(np.stack([gt, g2, pad]).astype(np.float32))[None]
+    m = build_metric("edge", protocol="bsds", edge_max_dist=0.0075)
+    m.update(_logits(soft), target)
+    p = torch.sigmoid(_logits(soft)).numpy()[0, 0]
+    ref = BSDS.image_counts(p, [gt, g2], m.thresholds, max_dist=0.0075)
+    assert np.array_equal(m.state()["counts"].numpy(), ref)
+    assert ref[0, 1] == gt.sum() + g2.sum()  # sumR sums over both annotators, none from the padding
+
+
+def test_a_protocol_is_one_registered_object():
+    """Adding a protocol is one instance: a variant of bsds with SEISM's strict comparison is
+    usable by the metric by name, and nothing else needed to know it."""
+    import dataclasses
+
+    name = "bsds_strict_test"
+    if name not in EP.PROTOCOLS:
+        EP.PROTOCOLS.register(name)(dataclasses.replace(BSDS, name=name, strict=True))
+    png = np.zeros((10, 10), np.uint8)
+    png[5, 2:8] = 51
+    gt = png > 0
+    m = build_metric("edge", protocol=name, thresholds=[0.2], edge_max_dist_px=1.0)
+    m.add_image_counts([EP.get_protocol(name).image_counts(png, gt, m.thresholds, radius=1.0)])
+    assert m.state()["counts"].numpy()[0, 3] == 0  # strict: 0.2 > 0.2 is false
+    with pytest.raises(ConfigError, match="valid: .*bsds.*fast.*seism"):
+        EP.get_protocol("nope")
 
 
 # ---------------------------------------------------------------- summaries
@@ -138,9 +170,9 @@ def test_multi_annotator_counts_as_boundary_bench():
 
 def test_seism_ois_takes_the_first_of_equal_maxima():
     a = np.array([[3, 6, 3, 6], [2, 6, 2, 2]])  # F = 0.5 at both thresholds
-    assert EP.ois_counts(a, "seism").tolist() == [3, 6, 3, 6]
-    assert EP.ois_counts(a, "bsds").tolist() == [3, 6, 3, 6]  # collect_eval_bdry's ff(1)
-    assert EP.ois_counts(a, "fast").tolist() == [2, 6, 2, 2]  # the fast preset keeps the last
+    assert SEISM.ois(a).tolist() == [3, 6, 3, 6]
+    assert BSDS.ois(a).tolist() == [3, 6, 3, 6]  # collect_eval_bdry's ff(1)
+    assert FAST.ois(a).tolist() == [2, 6, 2, 2]  # the fast preset keeps the last
     b = np.array([[1, 2, 1, 10], [1, 2, 1, 1]])
     m = build_metric("edge", protocol="seism", thresholds=[0.3, 0.6])
     m.add_image_counts([a, b])
@@ -151,26 +183,26 @@ def test_seism_ois_takes_the_first_of_equal_maxima():
 def test_seism_ods_is_the_plain_maximum():
     th = np.array([0.25, 0.5, 0.75])
     counts = np.array([[8, 10, 8, 20], [6, 10, 6, 8], [2, 10, 2, 2]])  # R .8/.6/.2, P .4/.75/1
-    s = EP.summarize("seism", th, counts, counts[1])
+    s = SEISM.summarize(th, counts, counts[1])
     assert s["odsF"] == pytest.approx(2 * 0.6 * 0.75 / 1.35) and s["odsT"] == 0.5
-    assert s["oisF"] == pytest.approx(EP.summarize("bsds", th, counts, counts[1])["oisF"])
+    assert s["oisF"] == pytest.approx(BSDS.summarize(th, counts, counts[1])["oisF"])
     # (R, P) = (1, .2) and (.2, 1): F 1/3 at both thresholds, 0.6 half-way (BSDS's interpolation)
     two = np.array([[10, 10, 10, 50], [2, 10, 2, 2]])
-    assert EP.summarize("seism", th[:2], two, two[0])["odsF"] == pytest.approx(1 / 3)
-    assert EP.summarize("bsds", th[:2], two, two[0])["odsF"] == pytest.approx(0.6, abs=1e-4)
+    assert SEISM.summarize(th[:2], two, two[0])["odsF"] == pytest.approx(1 / 3)
+    assert BSDS.summarize(th[:2], two, two[0])["odsF"] == pytest.approx(0.6, abs=1e-4)
 
 
 def test_seism_ap_and_its_special_cases():
     # R 1, .5, 0 with P .5, .75, 1 (as the BSDS hand case)
-    assert EP.seism_ap(np.array([1.0, 0.5, 0.0]), np.array([0.5, 0.75, 1.0])) == pytest.approx(0.7575)
+    assert SEISM.ap(np.array([1.0, 0.5, 0.0]), np.array([0.5, 0.75, 1.0])) == pytest.approx(0.7575)
     # repeated recall: unique keeps the FIRST occurrence (P .6): sum of 1 - .8 r over r = 0..0.5
-    assert EP.seism_ap(np.array([0.5, 0.5, 0.0]), np.array([0.6, 0.8, 1.0])) == pytest.approx(0.408)
-    assert EP.seism_ap(np.array([0.5, 0.5]), np.array([0.6, 0.8])) == 0.0  # one distinct recall
+    assert SEISM.ap(np.array([0.5, 0.5, 0.0]), np.array([0.6, 0.8, 1.0])) == pytest.approx(0.408)
+    assert SEISM.ap(np.array([0.5, 0.5]), np.array([0.6, 0.8])) == 0.0  # one distinct recall
     # gather_measure: no predicted pixel at a threshold -> R 0, P 1 (not 0)
-    R, P = EP._seism_pr(np.array([[5, 10, 5, 10], [0, 10, 0, 0]]))
+    R, P = EP.seism_recall_precision(np.array([[5, 10, 5, 10], [0, 10, 0, 0]]))
     assert R.tolist() == [0.5, 0.0] and P.tolist() == [0.5, 1.0]
     # eval_cont per image: no prediction -> F 0
-    assert EP._seism_image_f(np.array([[0, 10, 0, 0], [2, 10, 2, 4]])).tolist()[0] == 0.0
+    assert EP.seism_image_f(np.array([[0, 10, 0, 0], [2, 10, 2, 4]])).tolist()[0] == 0.0
 
 
 # ---------------------------------------------------------------- the metric end to end
@@ -186,7 +218,7 @@ def _scene(seed=0, size=(60, 80)):
     lab = np.zeros(size, int)
     lab[:, size[1] // 2 :] = 1
     lab[size[0] // 3 :, :] += 2
-    gt = EP.seism_ground_truth(lab)
+    gt = B.thin(B.seg2bmap(lab))
     soft = ndimage.gaussian_filter(np.roll(gt, 1, axis=0).astype(float), 1.2)
     soft = soft / soft.max() * 0.9 + 0.05 * rng.random(size)
     return soft, gt
@@ -208,7 +240,7 @@ def test_metric_equals_image_counts_of_the_8bit_map():
     m = build_metric("edge", protocol="seism", edge_max_dist=0.0075)
     m.update(_logits(soft), torch.from_numpy(gt.astype(np.float32))[None, None])
     p = torch.sigmoid(_logits(soft)).numpy()[0, 0]
-    ref = EP.image_counts(EP.to_uint8(p), gt, SEISM, EP.HED_THRESHOLDS, max_dist=0.0075)
+    ref = SEISM.image_counts(EP.to_uint8(p), gt, EP.HED_THRESHOLDS, max_dist=0.0075)
     assert np.array_equal(m.state()["counts"].numpy(), ref)
     assert len(m.thresholds) == 101
     # an explicit tolerance in pixels: the same as max_dist x this map's diagonal
@@ -219,11 +251,9 @@ def test_metric_equals_image_counts_of_the_8bit_map():
 
 def test_fast_preset_counts_unchanged_by_the_engine():
     soft, gt = _scene(2)
-    th = B.default_thresholds(19)
-    ref = B.evaluate_image(soft, gt, th, 0.011)
-    got = EP.image_counts(soft, gt, FAST, th, max_dist=0.011)
-    assert np.array_equal(ref, got)
-    # and against matching every threshold from scratch
+    th = FAST.thresholds(19)
+    got = FAST.image_counts(soft, gt, th, max_dist=0.011)
+    # the engine (sorted prefixes, warm-started matchings) against matching every threshold from scratch
     r = B.tolerance_px(0.011, gt.shape)
     for i, t in enumerate(th):
         bm = B.thin(soft >= t)

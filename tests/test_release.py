@@ -352,8 +352,9 @@ def test_exported_edge_pngs_score_as_the_in_pipeline_evaluation(tmp_path, capsys
     from tsn.config import load_config
     from tsn.data import build_dataset
     from tsn.engine.geometry import ReleaseResize
-    from tsn.metrics import boundary as B
+    from tsn.metrics.edge_protocols import get_protocol
 
+    FAST = get_protocol("fast")
     root = _fake_pascal(tmp_path / "PASCAL_MT")
     (root / "pascal-context" / "trainval").mkdir(parents=True)
     rng = np.random.default_rng(1)
@@ -373,17 +374,17 @@ def test_exported_edge_pngs_score_as_the_in_pipeline_evaluation(tmp_path, capsys
     inline = json.loads(capsys.readouterr().out)["results"]["edge"]
     cfg = load_config(tmp_path / "run" / "config.yaml")
     ds = build_dataset("pascal", root=str(root), split="val", tasks=["edge"], size=64, transform=ReleaseResize((64, 64)))
-    th = B.default_thresholds(99)
+    th = FAST.thresholds(99)
     per_image = []
     for j in range(len(ds)):
         s = ds[j]
         gt = s["meta"]["original"]["edge"][0].numpy()
         k = np.asarray(Image.open(tmp_path / "exp" / "edge" / f"{s['meta']['id']}.png"))
         assert k.shape == gt.shape == (40, 50)
-        per_image.append(B.evaluate_image(k.astype(np.float64) / 255.0, gt == 1, th, 0.0075))
+        per_image.append(FAST.image_counts(k.astype(np.float64) / 255.0, gt == 1, th, max_dist=0.0075))
     counts = np.sum(per_image, axis=0)
-    ois = np.sum([B.ois_counts(c) for c in per_image], axis=0)
-    ref = B.summarize(th, counts, ois)
+    ois = np.sum([FAST.ois(c) for c in per_image], axis=0)
+    ref = FAST.summarize(th, counts, ois)
     assert cfg.eval.geometry == "release" and 0 < inline["odsF"] < 100 and counts[:, 3].min() < counts[:, 3].max()
     for key in ("odsF", "oisF", "AP"):
         assert inline[key] == pytest.approx(100.0 * ref[key], abs=1e-9), key

@@ -190,8 +190,7 @@ class PascalContext(MultiTaskDataset):
             check_shape(label_map, hw, p["context"])
         if "edge" in self.tasks:
             if self.edge_label == "seism":
-                from tsn.metrics.boundary import thin
-                from tsn.metrics.edge_protocols import seg2bmap
+                from tsn.metrics.boundary import seg2bmap, thin
 
                 sample["edge"] = map_tensor(thin(seg2bmap(label_map)).astype(np.float32))
             else:

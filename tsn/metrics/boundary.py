@@ -1,37 +1,30 @@
-"""BSDS-style boundary evaluation in numpy / scipy, hot loops compiled with numba (no MATLAB).
+"""The maths of boundary evaluation, shared by every edge protocol: numpy / scipy, hot loops
+compiled with numba (a declared dependency; the same code runs as plain Python without it).
 
 Re-implements the pieces of the BSDS500 benchmark (``evaluation_bdry_image``,
-``correspondPixels``, ``collect_eval_bdry``) that the dense multi-task
-community runs through MATLAB (SEISM):
+``correspondPixels``, ``collect_eval_bdry``) and of SEISM that the dense multi-task community
+runs through MATLAB. What a protocol combines (which threshold comparison, which ground truth,
+which summary) is decided in :mod:`tsn.metrics.edge_protocols`; nothing here knows a protocol.
 
-* :func:`thin` - MATLAB ``bwmorph(bw, 'thin', Inf)`` (Lam, Lee & Suen 1992,
-  the same two-subiteration look-up tables), vectorised over the foreground
-  pixels only, so its cost follows the number of boundary pixels, not H*W.
-* :func:`edge_nms` - optional non-maximum suppression of soft maps, as
-  Dollar's ``edgesNms`` (convTri(E,4), orientation from second derivatives,
-  r=1, s=5, m=1.01) used by HED / RCF evaluations.
-* :func:`match_count` / :func:`match_pixels` - one-to-one correspondence of
-  predicted to ground-truth boundary pixels within ``max_dist * diagonal``
-  pixels (``d^2 <= r^2``, as correspondPixels). correspondPixels solves a
-  min-cost assignment where leaving a pixel unmatched costs 100 * r and a
-  match costs its distance (<= r); matching therefore always wins and the
-  assignment is, in effect, a maximum-cardinality matching of minimum total
-  distance. The counts (the only thing precision/recall use) are its
-  cardinality, which :func:`match_count` gets exactly with our own
-  Hopcroft-Karp (:func:`maximum_matching`, dead ends marked, so polynomial
-  on every graph; scipy's ``maximum_bipartite_matching`` is exponential on
-  layered graphs, gh-26147).
+* :func:`thin` - MATLAB ``bwmorph(bw, 'thin', Inf)`` (Lam, Lee & Suen 1992, the same
+  two-subiteration look-up tables); :func:`seg2bmap` - BSDS / SEISM boundaries of a segmentation.
+* :func:`nms` - ``edgesNmsMex`` of Dollar's toolbox with the orientation
+  (:func:`orientation`) SEISM and HED / RCF compute before it.
+* :func:`match_count` / :func:`match_pixels` - one-to-one correspondence of predicted to
+  ground-truth boundary pixels within a radius (``d^2 <= r^2``, as correspondPixels).
+  correspondPixels solves a min-cost assignment where leaving a pixel unmatched costs 100 * r
+  and a match costs its distance (<= r); matching therefore always wins and the assignment is,
+  in effect, a maximum-cardinality matching of minimum total distance. The counts (the only
+  thing precision / recall use) are its cardinality, which :func:`match_count` gets exactly with
+  our own Hopcroft-Karp (:func:`maximum_matching`, dead ends marked, so polynomial on every
+  graph; scipy's ``maximum_bipartite_matching`` is exponential on layered graphs, gh-26147).
   :func:`match_pixels` returns the pairs of a minimum-cost maximum matching
-  (``linear_sum_assignment`` per connected component of the candidate
-  graph); tests check both give the same counts.
-* :func:`threshold_counts` - per threshold: binarise, thin, match against
-  one or several annotators (the engine of every protocol,
-  :mod:`tsn.metrics.edge_protocols`); :func:`evaluate_image` - the fast
-  preset's per-image entry (``p >= t``).
-* :func:`summarize` - ODS (F of split-wide counts, maximised over thresholds
-  with BSDS's linear interpolation between neighbouring thresholds), OIS
-  (each image at its own best threshold, counts summed) and AP (BSDS: P
-  interpolated on recall 0:0.01:1, summed * 0.01).
+  (``linear_sum_assignment`` per connected component of the candidate graph); tests check both
+  give the same counts.
+* :func:`threshold_counts` - per threshold: binarise, thin, match against one or several
+  annotators: counts [T, 4] = (cntR, sumR, cntP, sumP).
+* Summaries of counts: :func:`recall_precision`, :func:`fmeasure`, :func:`max_f_interp`
+  (BSDS's interpolated maximum), :func:`average_precision`; :func:`matlab_linspace`.
 """
 
 from __future__ import annotations
@@ -45,11 +38,30 @@ from scipy import ndimage, sparse
 from scipy.optimize import linear_sum_assignment
 from scipy.sparse.csgraph import connected_components
 
+try:  # pragma: no cover - exercised by whichever environment runs the tests
+    from numba import njit as _njit
+
+    def _compiled(f):
+        return _njit(cache=True, nogil=True)(f)
+
+    HAVE_NUMBA = True
+except ImportError:  # pragma: no cover
+    HAVE_NUMBA = False
+
+    def _compiled(f):
+        return f
+
+
 # ----------------------------------------------------------------------------------
-# thinning (bwmorph 'thin', Inf)
+# thinning (bwmorph 'thin', Inf) and boundaries of a segmentation
 
 # neighbour k (bit k-1): x1=E, x2=NE, x3=N, x4=NW, x5=W, x6=SW, x7=S, x8=SE
 _NB = ((0, 1), (-1, 1), (-1, 0), (-1, -1), (0, -1), (1, -1), (1, 0), (1, 1))
+
+
+def _offsets(W: int) -> np.ndarray:
+    """Flat offsets of the 8 neighbours in an image of row length ``W``."""
+    return np.array([dy * W + dx for dy, dx in _NB], np.int64)
 
 
 def _thin_luts() -> tuple[np.ndarray, np.ndarray]:
@@ -74,97 +86,214 @@ def _thin_luts() -> tuple[np.ndarray, np.ndarray]:
 _LUT1, _LUT2 = _thin_luts()
 
 
+@_compiled
+def _live_neighbours(img, offs, pix, count, seen, stamp, out, m):
+    """Append to ``out[m:]`` the foreground 8-neighbours of ``pix[:count]`` not
+    yet stamped with ``stamp`` (stamping them); returns the new length."""
+    for j in range(count):
+        for k in range(8):
+            q = pix[j] + offs[k]
+            if img[q] != 0 and seen[q] != stamp:
+                seen[q] = stamp
+                out[m] = q
+                m += 1
+    return m
+
+
+@_compiled
+def _thin_kernel(img, offs, lut1, lut2, cand):
+    """bwmorph thin on a zero-bordered flat uint8 image, in place; ``cand`` = all
+    its foreground pixels; returns the surviving ones. The algorithm of
+    :func:`thin` (each subiteration decides on the current image and deletes
+    simultaneously; only pixels next to a deletion are examined again)."""
+    n = cand.shape[0]
+    seen = np.zeros(img.shape[0], np.int64)  # stamp per pixel, to de-duplicate the active list
+    stamp = 1
+    act = np.empty(n, np.int64)
+    na = 0
+    for j in range(n):  # G1 needs a background 4-neighbour (E, N, W, S = offs 0, 2, 4, 6)
+        p = cand[j]
+        if img[p + offs[0]] == 0 or img[p + offs[2]] == 0 or img[p + offs[4]] == 0 or img[p + offs[6]] == 0:
+            act[na] = p
+            na += 1
+    kill = np.empty(n, np.int64)
+    gone = np.empty(n, np.int64)
+    nxt = np.empty(9 * n + 1, np.int64)
+    while na > 0:
+        ng = 0
+        for sub in range(2):
+            lut = lut1 if sub == 0 else lut2
+            nk = 0
+            for j in range(na):
+                p = act[j]
+                if img[p] == 0:
+                    continue
+                code = 0
+                for k in range(8):
+                    if img[p + offs[k]] != 0:
+                        code |= 1 << k
+                if lut[code]:
+                    kill[nk] = p
+                    nk += 1
+            for j in range(nk):
+                img[kill[j]] = 0
+                gone[ng] = kill[j]
+                ng += 1
+            if sub == 0 and nk > 0:  # the second subiteration also examines what the first exposed
+                stamp += 1
+                m = 0
+                for j in range(na):
+                    p = act[j]
+                    if img[p] != 0 and seen[p] != stamp:
+                        seen[p] = stamp
+                        nxt[m] = p
+                        m += 1
+                m = _live_neighbours(img, offs, kill, nk, seen, stamp, nxt, m)
+                act = nxt[:m].copy()
+                na = m
+        if ng == 0:
+            break
+        stamp += 1
+        m = _live_neighbours(img, offs, gone, ng, seen, stamp, nxt, 0)
+        act = nxt[:m].copy()
+        na = m
+    m = 0
+    out = np.empty(n, np.int64)
+    for j in range(n):
+        if img[cand[j]] != 0:
+            out[m] = cand[j]
+            m += 1
+    return out[:m]
+
+
 def thin(bmap: np.ndarray) -> np.ndarray:
     """Thin a binary map to 1-pixel-wide curves (``bwmorph(bmap, 'thin', Inf)``).
 
-    Each subiteration deletes, simultaneously, the candidates whose 3x3 code
-    is in its table. Only pixels next to a deletion are re-examined: any
-    other pixel already saw its current neighbourhood in both subiterations
-    and kept it, so it would be kept again. The first candidates are the
-    pixels with a background 4-neighbour (condition G1 needs one). The result
-    is identical to the full-image algorithm (tested against scikit-image's
-    ``thin``, which reproduces MATLAB's), at a cost that follows the number of
-    deleted pixels rather than image size x iterations.
+    Each subiteration deletes, simultaneously, the candidates whose 3x3 code is in its table;
+    only pixels next to a deletion are examined again (any other pixel already saw its current
+    neighbourhood in both subiterations and kept it), so the cost follows the number of
+    deleted pixels rather than image size x iterations. Tested against scikit-image's ``thin``,
+    which reproduces MATLAB's.
     """
-    h, w = bmap.shape
-    img = np.zeros((h + 2, w + 2), np.uint8)
-    img[1:-1, 1:-1] = bmap
-    flat = img.ravel()
+    b = np.asarray(bmap, bool)
+    h, w = b.shape
     W = w + 2
-    offs = np.array([dy * W + dx for dy, dx in _NB], np.int64)
-    slot = np.zeros(flat.size, np.int64)  # scratch for de-duplicating index lists
+    img = np.zeros((h + 2) * W, np.uint8)
+    img.reshape(h + 2, W)[1:-1, 1:-1] = b
+    kept = _thin_kernel(img, _offsets(W), _LUT1, _LUT2, np.flatnonzero(img))
+    out = np.zeros((h + 2) * W, bool)
+    out[kept] = True
+    return out.reshape(h + 2, W)[1:-1, 1:-1].copy()
 
-    def unique_fg(cand: np.ndarray) -> np.ndarray:
-        """Distinct foreground pixels of ``cand`` without sorting (last writer wins)."""
-        cand = cand[flat[cand] == 1]
-        order = np.arange(cand.size)
-        slot[cand] = order
-        return cand[slot[cand] == order]
 
-    idx = np.flatnonzero(flat)
-    active = idx[(flat[idx[:, None] + offs[[0, 2, 4, 6]]] == 0).any(axis=1)]
-    while active.size:
-        gone_all = []
-        for first, lut in ((True, _LUT1), (False, _LUT2)):
-            bits = flat[active[:, None] + offs]
-            kill = lut[np.packbits(bits, axis=1, bitorder="little")[:, 0]]
-            if not kill.any():
-                continue
-            gone = active[kill]
-            flat[gone] = 0
-            gone_all.append(gone)
-            if first:  # the second subiteration also examines what the first exposed
-                nb = (gone[:, None] + offs).ravel()
-                active = unique_fg(np.concatenate([active[~kill], nb]))
-        if not gone_all:
-            break
-        gone = np.concatenate(gone_all)
-        active = unique_fg((gone[:, None] + offs).ravel())
-    return img[1:-1, 1:-1].astype(bool)
-
+def seg2bmap(seg: np.ndarray) -> np.ndarray:
+    """BSDS / SEISM ``seg2bmap`` at the same size: a pixel is boundary if its label
+    differs from its east, south or south-east neighbour (zero outside the image);
+    last row: east only; last column: south only; the corner pixel never."""
+    seg = np.asarray(seg)
+    e = np.zeros_like(seg)
+    s = np.zeros_like(seg)
+    se = np.zeros_like(seg)
+    e[:, :-1] = seg[:, 1:]
+    s[:-1, :] = seg[1:, :]
+    se[:-1, :-1] = seg[1:, 1:]
+    b = (seg != e) | (seg != s) | (seg != se)
+    b[-1, :] = seg[-1, :] != e[-1, :]
+    b[:, -1] = seg[:, -1] != s[:, -1]
+    b[-1, -1] = False
+    return b
 
 # ----------------------------------------------------------------------------------
 # non-maximum suppression (edgesNms)
 
 
-def _conv_tri(img: np.ndarray, r: int) -> np.ndarray:
-    """Piotr's convTri for integer r >= 1: separable triangle filter, symmetric padding."""
-    k = np.concatenate([np.arange(1, r + 2), np.arange(r, 0, -1)]).astype(np.float64)
-    k /= k.sum()
-    out = ndimage.convolve1d(img, k, axis=0, mode="reflect")
-    return ndimage.convolve1d(out, k, axis=1, mode="reflect")
+def _conv_tri4(img: np.ndarray) -> np.ndarray:
+    """convTri(I, 4): [1 2 3 4 5 4 3 2 1] / 25 both ways, symmetric padding, in I's precision."""
+    k = np.array([1, 2, 3, 4, 5, 4, 3, 2, 1], np.float64) / 25.0
+    out = ndimage.convolve1d(img, k, axis=0, mode="reflect", output=img.dtype)
+    return ndimage.convolve1d(out, k, axis=1, mode="reflect", output=img.dtype)
 
 
-def edge_nms(edge: np.ndarray, r: int = 1, s: int = 5, m: float = 1.01) -> np.ndarray:
-    """Thin a soft edge map along its normal, as ``edgesNms`` of the SE toolbox."""
-    E = np.asarray(edge, np.float64)
-    h, w = E.shape
-    Oy, Ox = np.gradient(_conv_tri(E, 4))
+def orientation(E: np.ndarray, matlab_sign: bool = True) -> np.ndarray:
+    """``O = mod(atan(Oyy .* sign(-Oxy) ./ (Oxx + 1e-5)), pi)`` from ``gradient2(convTri(E, 4))``.
+
+    ``matlab_sign``: ``sign(0) = 0`` as MATLAB's (SEISM), so where Oxy = 0 exactly (an
+    axis-aligned ridge) the orientation is 0 and the map is compared with its left and right
+    neighbours whatever the ridge's direction. ``False`` takes ``sign(0)`` as +1, which thins
+    axis-aligned ridges too (the ``fast`` preset's ``nms`` option)."""
+    S = _conv_tri4(E)
+    Oy, Ox = np.gradient(S)  # gradient2: centred inside, one-sided on the border (axis 0 = y)
     Oxx = np.gradient(Ox, axis=1)
     Oyy, Oxy = np.gradient(Oy)
-    # sign(0) -> +1: with MATLAB's sign(0) = 0 an exactly axis-aligned ridge gets
-    # orientation 0 and is never suppressed along its true normal
-    sgn = np.where(Oxy > 0, -1.0, 1.0)
-    O = np.mod(np.arctan(Oyy * sgn / (Oxx + 1e-5)), np.pi)
-    cos_o, sin_o = np.cos(O), np.sin(O)
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
-    out = E.copy()
-    e = E * m
-    for d in range(-r, r + 1):
-        if d == 0:
-            continue
-        xs = np.clip(xx + d * cos_o, 0, w - 1.001)
-        ys = np.clip(yy + d * sin_o, 0, h - 1.001)
-        e0 = ndimage.map_coordinates(E, [ys, xs], order=1, mode="nearest")
-        out[e < e0] = 0
-    s = min(s, w // 2, h // 2)
-    if s > 0:
-        ramp = np.arange(s) / float(s)
-        out[:, :s] *= ramp[None, :]
-        out[:, w - s :] *= ramp[None, ::-1]
-        out[:s, :] *= ramp[:, None]
-        out[h - s :, :] *= ramp[::-1, None]
-    return out
+    sgn = np.sign(-Oxy) if matlab_sign else np.where(Oxy > 0, -1.0, 1.0).astype(E.dtype)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = Oyy * sgn / (Oxx + E.dtype.type(1e-5))
+        return np.mod(np.arctan(t), E.dtype.type(np.pi))
+
+
+@_compiled
+def _nms_kernel(E0, O, r, s, m):
+    """The loops of edgesNmsMex.cpp in single precision (E0, O float32 [h, w])."""
+    h, w = E0.shape
+    E = E0.copy()
+    mf = np.float32(m)
+    one = np.float32(1.0)
+    xmax, ymax = w - 1.001, h - 1.001
+    for y in range(h):  # row-major here; each pixel is independent (E0 is only read)
+        for x in range(w):
+            e = E0[y, x]
+            if e == 0:
+                continue
+            e = e * mf
+            coso = np.float32(np.cos(O[y, x]))
+            sino = np.float32(np.sin(O[y, x]))
+            for d in range(-r, r + 1):
+                if d == 0:
+                    continue
+                xs = np.float32(x) + np.float32(d) * coso
+                ys = np.float32(y) + np.float32(d) * sino
+                xs = np.float32(0.0) if xs < 0 else (np.float32(xmax) if xs > xmax else xs)
+                ys = np.float32(0.0) if ys < 0 else (np.float32(ymax) if ys > ymax else ys)
+                x0 = int(xs)
+                y0 = int(ys)
+                dx0 = xs - np.float32(x0)
+                dy0 = ys - np.float32(y0)
+                dx1 = one - dx0
+                dy1 = one - dy0
+                e0 = (E0[y0, x0] * dx1 * dy1 + E0[y0, x0 + 1] * dx0 * dy1
+                      + E0[y0 + 1, x0] * dx1 * dy0 + E0[y0 + 1, x0 + 1] * dx0 * dy0)
+                if e < e0:
+                    E[y, x] = 0
+                    break
+    if s > w // 2:
+        s = w // 2
+    if s > h // 2:
+        s = h // 2
+    for x in range(s):
+        f = np.float32(x) / np.float32(s)
+        for y in range(h):
+            E[y, x] *= f
+            E[y, w - 1 - x] *= f
+    for x in range(w):
+        for y in range(s):
+            f = np.float32(y) / np.float32(s)
+            E[y, x] *= f
+            E[h - 1 - y, x] *= f
+    return E
+
+
+def nms(E: np.ndarray, r: int = 1, s: int = 5, m: float = 1.01, matlab_sign: bool = True) -> np.ndarray:
+    """``edgesNmsMex(E, O, r, s, m)`` with the :func:`orientation` of E, in single precision.
+
+    A non-zero pixel is zeroed when ``m * E`` is below the bilinear interpolation of E at
+    ``d`` pixels along the orientation, d = -r..r (the sample point clamped to
+    [0, w - 1.001] x [0, h - 1.001]); then the borders are ramped down over s pixels (columns
+    first, then rows, as the mex). The orientation is taken in E's precision; the result has
+    E's dtype (float32 for SEISM's im2single maps)."""
+    E = np.asarray(E)
+    O = np.ascontiguousarray(orientation(E, matlab_sign), np.float32)
+    out = _nms_kernel(np.ascontiguousarray(E, np.float32), O, int(r), int(s), float(m))
+    return out.astype(E.dtype, copy=False)
 
 
 # ----------------------------------------------------------------------------------
@@ -235,20 +364,6 @@ class _GroundTruth:
 # (dist = INF) for the rest of the phase, so every phase is O(E) and the whole
 # matching O(E sqrt(V)). Compiled with numba when it is installed (a declared
 # dependency); the same code runs as plain Python otherwise, only slower.
-try:  # pragma: no cover - exercised by whichever environment runs the tests
-    from numba import njit as _njit
-
-    def _compiled(f):
-        return _njit(cache=True, nogil=True)(f)
-
-    HAVE_NUMBA = True
-except ImportError:  # pragma: no cover
-    HAVE_NUMBA = False
-
-    def _compiled(f):
-        return f
-
-
 @_compiled
 def _hopcroft_karp(indptr, indices, active, match_l, match_r):
     """Grow ``match_l`` / ``match_r`` (-1 = free) to a maximum matching; return its size.
@@ -393,90 +508,6 @@ def match_pixels(pred: np.ndarray, gt: np.ndarray, radius: float) -> tuple[np.nd
     return np.asarray(pairs, np.int64).reshape(-1, 4), total
 
 
-# ----------------------------------------------------------------------------------
-# per image and summary
-
-
-@_compiled
-def _live_neighbours(img, offs, pix, count, seen, stamp, out, m):
-    """Append to ``out[m:]`` the foreground 8-neighbours of ``pix[:count]`` not
-    yet stamped with ``stamp`` (stamping them); returns the new length."""
-    for j in range(count):
-        for k in range(8):
-            q = pix[j] + offs[k]
-            if img[q] != 0 and seen[q] != stamp:
-                seen[q] = stamp
-                out[m] = q
-                m += 1
-    return m
-
-
-@_compiled
-def _thin_kernel(img, offs, lut1, lut2, cand):
-    """bwmorph thin on a zero-bordered flat uint8 image, in place; ``cand`` = all
-    its foreground pixels; returns the surviving ones. The algorithm of
-    :func:`thin` (each subiteration decides on the current image and deletes
-    simultaneously; only pixels next to a deletion are examined again)."""
-    n = cand.shape[0]
-    seen = np.zeros(img.shape[0], np.int64)  # stamp per pixel, to de-duplicate the active list
-    stamp = 1
-    act = np.empty(n, np.int64)
-    na = 0
-    for j in range(n):  # G1 needs a background 4-neighbour (E, N, W, S = offs 0, 2, 4, 6)
-        p = cand[j]
-        if img[p + offs[0]] == 0 or img[p + offs[2]] == 0 or img[p + offs[4]] == 0 or img[p + offs[6]] == 0:
-            act[na] = p
-            na += 1
-    kill = np.empty(n, np.int64)
-    gone = np.empty(n, np.int64)
-    nxt = np.empty(9 * n + 1, np.int64)
-    while na > 0:
-        ng = 0
-        for sub in range(2):
-            lut = lut1 if sub == 0 else lut2
-            nk = 0
-            for j in range(na):
-                p = act[j]
-                if img[p] == 0:
-                    continue
-                code = 0
-                for k in range(8):
-                    if img[p + offs[k]] != 0:
-                        code |= 1 << k
-                if lut[code]:
-                    kill[nk] = p
-                    nk += 1
-            for j in range(nk):
-                img[kill[j]] = 0
-                gone[ng] = kill[j]
-                ng += 1
-            if sub == 0 and nk > 0:  # the second subiteration also examines what the first exposed
-                stamp += 1
-                m = 0
-                for j in range(na):
-                    p = act[j]
-                    if img[p] != 0 and seen[p] != stamp:
-                        seen[p] = stamp
-                        nxt[m] = p
-                        m += 1
-                m = _live_neighbours(img, offs, kill, nk, seen, stamp, nxt, m)
-                act = nxt[:m].copy()
-                na = m
-        if ng == 0:
-            break
-        stamp += 1
-        m = _live_neighbours(img, offs, gone, ng, seen, stamp, nxt, 0)
-        act = nxt[:m].copy()
-        na = m
-    m = 0
-    out = np.empty(n, np.int64)
-    for j in range(n):
-        if img[cand[j]] != 0:
-            out[m] = cand[j]
-            m += 1
-    return out[:m]
-
-
 @_compiled
 def _candidate_graph(ids, R, dy, dx, ys, xs):
     """CSR (indptr, gt ids) of the pairs within the disc, for pixels (ys, xs)."""
@@ -529,19 +560,15 @@ def threshold_counts(E: np.ndarray, gts: Sequence[np.ndarray], thresholds: np.nd
     out[:, 1] = sum(int(np.count_nonzero(g)) for g in gts)
     W = w + 2
     padded = (order // w + 1) * W + (order % w + 1)  # flat index in the zero-bordered image
-    offs = np.array([dy * W + dx for dy, dx in _NB], np.int64)
+    offs = _offsets(W)
     img = np.zeros((h + 2) * W, np.uint8)
     maps: dict[int, np.ndarray] = {}  # pixels on -> flat (unpadded) indices of the thinned map
     for k in sorted({int(v) for v in n_on if v > 0}):
-        if do_thin and HAVE_NUMBA:
+        if do_thin:
             img[:] = 0
             img[padded[:k]] = 1
             kept = _thin_kernel(img, offs, _LUT1, _LUT2, padded[:k])
             maps[k] = (kept // W - 1) * w + (kept % W - 1)
-        elif do_thin:
-            bmap = np.zeros(h * w, bool)
-            bmap[order[:k]] = True
-            maps[k] = np.flatnonzero(thin(bmap.reshape(h, w)))
         else:
             maps[k] = order[:k]
     if not maps:
@@ -599,106 +626,74 @@ def threshold_counts(E: np.ndarray, gts: Sequence[np.ndarray], thresholds: np.nd
     return out
 
 
-def default_thresholds(n: int = 99) -> np.ndarray:
-    """BSDS: linspace(1/(n+1), 1 - 1/(n+1), n); 99 -> 0.01 ... 0.99."""
-    return np.linspace(1.0 / (n + 1), 1.0 - 1.0 / (n + 1), n)
+# ----------------------------------------------------------------------------------
+# summaries of counts
 
 
-def evaluate_image(
-    prob: np.ndarray,
-    gt: np.ndarray,
-    thresholds: np.ndarray,
-    max_dist: float,
-    do_thin: bool = True,
-    thin_gt: bool = False,
-    nms: bool = False,
-    void: np.ndarray | None = None,
-) -> np.ndarray:
-    """Counts [T, 4] = (cntR, sumR, cntP, sumP) per threshold for one image.
-
-    cntR = matched gt pixels, sumR = gt pixels, cntP = matched predicted
-    pixels, sumP = predicted pixels (after thinning). With one ground truth
-    and a one-to-one matching cntR == cntP. ``void`` pixels are neither
-    ground truth nor prediction.
-    """
-    prob = np.asarray(prob, np.float64)
-    if nms:
-        prob = edge_nms(prob)
-    gt = np.asarray(gt, bool)
-    if void is not None:
-        prob = np.where(void, 0.0, prob)
-        gt = gt & ~void
-    if thin_gt:
-        gt = thin(gt)
-    return threshold_counts(prob, [gt], np.asarray(thresholds, np.float64), tolerance_px(max_dist, prob.shape),
-                            strict=False, do_thin=do_thin)
-
-
-def _fmeasure(r, p):
+def fmeasure(r, p) -> np.ndarray:
+    """F = 2PR / (P + R), 0 where P + R = 0."""
     r, p = np.asarray(r, np.float64), np.asarray(p, np.float64)
     s = p + r
     return 2 * p * r / (s + (s == 0))
 
 
-def _ratios(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    cntR, sumR, cntP, sumP = (counts[..., k].astype(np.float64) for k in range(4))
+def recall_precision(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """R = cntR / sumR and P = cntP / sumP of counts [..., 4], 0 where a sum is 0 (BSDS)."""
+    cntR, sumR, cntP, sumP = (np.asarray(counts)[..., k].astype(np.float64) for k in range(4))
     return cntR / (sumR + (sumR == 0)), cntP / (sumP + (sumP == 0))
 
 
-def ois_counts(counts: np.ndarray) -> np.ndarray:
-    """One image's counts at its best threshold (the last of equal maxima, as BSDS)."""
-    r, p = _ratios(counts)
-    f = _fmeasure(r, p)
-    best = np.flatnonzero(f == f.max())[-1]
-    return counts[best]
-
-
-def _max_f_interp(thresholds, R, P):
-    """BSDS maxF: best F along straight lines between neighbouring thresholds (100 steps)."""
-    best = (thresholds[0], R[0], P[0], float(_fmeasure(R[0], P[0])))
+def max_f_interp(thresholds, R, P):
+    """BSDS ``maxF``: best (t, R, P, F) along straight lines between neighbouring thresholds
+    (100 steps each); the first maximum, as BSDS's strict '>' update."""
+    best = (thresholds[0], R[0], P[0], float(fmeasure(R[0], P[0])))
     if len(thresholds) > 1:
         d = np.linspace(0, 1, 100)[None, :]
         t = thresholds[1:, None] * d + thresholds[:-1, None] * (1 - d)
         r = R[1:, None] * d + R[:-1, None] * (1 - d)
         p = P[1:, None] * d + P[:-1, None] * (1 - d)
-        f = _fmeasure(r, p)
-        k = int(np.argmax(f))  # first maximum, as BSDS's strict '>' update
+        f = fmeasure(r, p)
+        k = int(np.argmax(f))
         if f.flat[k] > best[3]:
             best = (t.flat[k], r.flat[k], p.flat[k], float(f.flat[k]))
     return best
 
 
-def average_precision(R: np.ndarray, P: np.ndarray) -> float:
-    """BSDS AP: P linearly interpolated on recall 0:0.01:1 (0 outside), summed x 0.01.
+#: recall 0:0.01:1 as MATLAB's colon gives it (to the ulp; numpy's linspace differs in 10 places)
+_RECALL_GRID = np.round(np.arange(101) * 0.01, 12)
 
-    For repeated recall values the precision of the last occurrence (highest
-    threshold) is used, as MATLAB's legacy ``unique`` in the BSDS code.
-    Deviation: with a single distinct recall (e.g. a binary prediction, the
-    same map at every threshold) BSDS returns 0; we return R * P, the area
-    under that one point, so a perfect prediction has AP 1.
+
+def average_precision(R: np.ndarray, P: np.ndarray, repeated: str = "first", one_recall: str = "zero") -> float:
+    """Area under the PR curve as BSDS and SEISM take it: P linearly interpolated on recall
+    0:0.01:1 (0 outside the recall range), summed x 0.01.
+
+    ``repeated``: which precision a repeated recall keeps: ``"first"`` (the first occurrence,
+    today's MATLAB ``unique``; BSDS and SEISM) or ``"last"`` (legacy ``unique``: the highest
+    threshold's). ``one_recall``: with a single distinct recall (a binary map: the same pixels
+    at every threshold) ``"zero"`` gives 0 as MATLAB, ``"area"`` gives R x P, the area under
+    that one point, so that a perfect prediction has AP 1.
     """
-    order = np.argsort(R, kind="stable")
-    Rs, Ps = R[order], P[order]
-    last = np.r_[Rs[1:] != Rs[:-1], True]
-    Ru, Pu = Rs[last], Ps[last]
+    R, P = np.asarray(R, np.float64), np.asarray(P, np.float64)
+    if repeated == "first":
+        _, k = np.unique(R, return_index=True)
+        Ru, Pu = R[k], P[k]
+    else:
+        order = np.argsort(R, kind="stable")
+        Rs, Ps = R[order], P[order]
+        last = np.r_[Rs[1:] != Rs[:-1], True]
+        Ru, Pu = Rs[last], Ps[last]
     if Ru.size < 2:
-        return float(Ru[0] * Pu[0]) if Ru.size else 0.0
-    Ri = np.linspace(0, 1, 101)
-    Pi = np.interp(Ri, Ru, Pu)
-    Pi[(Ri < Ru[0]) | (Ri > Ru[-1])] = 0.0
+        return float(Ru[0] * Pu[0]) if Ru.size and one_recall == "area" else 0.0
+    Pi = np.interp(_RECALL_GRID, Ru, Pu)
+    Pi[(_RECALL_GRID < Ru[0]) | (_RECALL_GRID > Ru[-1])] = 0.0
     return float(Pi.sum() * 0.01)
 
 
-def summarize(thresholds: np.ndarray, counts: np.ndarray, ois: np.ndarray) -> dict[str, float]:
-    """ODS / OIS / AP from split-wide counts [T, 4] and OIS counts [4]; F, P, R in [0, 1]."""
-    R, P = _ratios(counts)
-    odsT, odsR, odsP, odsF = _max_f_interp(np.asarray(thresholds, np.float64), R, P)
-    oR, oP = _ratios(ois)
-    return {
-        "odsF": odsF,
-        "odsP": float(odsP),
-        "odsR": float(odsR),
-        "odsT": float(odsT),
-        "oisF": float(_fmeasure(oR, oP)),
-        "AP": average_precision(R, P),
-    }
+def matlab_linspace(a: float, b: float, n: int) -> np.ndarray:
+    """MATLAB's ``linspace``: a + (k * (b - a)) / (n - 1), endpoints exact (rounds as MATLAB, not numpy)."""
+    if n == 1:
+        return np.array([b], np.float64)
+    k = np.arange(n, dtype=np.float64)
+    y = a + (k * (b - a)) / (n - 1)
+    y[0], y[-1] = a, b
+    return y

@@ -1,14 +1,16 @@
-"""Edge detection: ODS F, OIS F and AP by boundary matching, under a named protocol.
+"""Edge detection: ODS F, OIS F and AP by boundary matching, under an edge protocol.
 
-The per-image work (binarise, thin, match at every threshold) is in
-:mod:`tsn.metrics.boundary`. The state is additive: per threshold the
-split-wide sums of (cntR, sumR, cntP, sumP), plus the OIS sums (each image's
-counts at its own best threshold, decided at update time since it depends on
-that image only). So merging is a sum and distributed evaluation is exact.
+The protocol (:mod:`tsn.metrics.edge_protocols`) does the per-image work (prepare the soft
+map, binarise, thin, match at every threshold) and the summary. The state is additive: per
+threshold the split-wide sums of (cntR, sumR, cntP, sumP), plus the OIS sums (each image's
+counts at its own best threshold, decided at update time since it depends on that image only).
+So merging is a sum and distributed evaluation is exact.
 
-Labels: 1 = boundary, 0 = not, anything else (e.g. 255) = void; an image
-without any valid pixel is skipped. The prediction is a logit map (sigmoid
-taken here).
+Labels: 1 = boundary, 0 = not, anything else (e.g. 255) = void; an image without any valid
+pixel is skipped. A label with several channels holds several annotators (BSDS500), one per
+channel; a channel that is void everywhere is no annotator (so stacks can be padded to one
+size), and a pixel void in any annotator is void. The prediction is a logit map (sigmoid taken
+here).
 """
 
 from __future__ import annotations
@@ -22,14 +24,13 @@ import torch
 from torch import Tensor
 
 from tsn.errors import ConfigError
-from tsn.metrics import boundary, edge_protocols
-from tsn.metrics.base import METRICS, Metric, as_map, check_same_size
+from tsn.metrics.base import METRICS, Metric, as_map
+from tsn.metrics.edge_protocols import EdgeProtocol, get_protocol
 
-def _eval_one(args):
-    kind, a = args
-    if kind == "fast":
-        return boundary.evaluate_image(*a)
-    return edge_protocols.image_counts(*a)
+
+def _image_counts(args) -> np.ndarray:
+    protocol, p, gts, thresholds, radius, max_dist, void = args
+    return protocol.image_counts(p, gts, thresholds, max_dist=max_dist, radius=radius, void=void)
 
 
 @METRICS.register("edge")
@@ -69,26 +70,18 @@ class EdgeMetric(Metric):
             raise ConfigError(f"edge_max_dist must be in (0, 1] (a fraction of the image diagonal), got {edge_max_dist}")
         if edge_max_dist_px is not None and not edge_max_dist_px > 0:
             raise ConfigError(f"edge_max_dist_px must be > 0, got {edge_max_dist_px}")
-        self.protocol = edge_protocols.get_protocol(protocol)
+        self.options = {"nms": bool(nms), "thin": bool(thin), "thin_gt": bool(thin_gt), "quantize": bool(quantize)}
+        self.protocol: EdgeProtocol = get_protocol(protocol).with_options(**self.options)
         self.max_dist = float(edge_max_dist)
         self.max_dist_px = None if edge_max_dist_px is None else float(edge_max_dist_px)
-        self.thresholds = edge_protocols.resolve_thresholds(thresholds, self.protocol)
-        self.nms, self.thin, self.thin_gt, self.quantize = bool(nms), bool(thin), bool(thin_gt), bool(quantize)
+        self.thresholds = self.protocol.thresholds(thresholds)
         self.workers = int(workers)
         self._pool: Executor | None = None
         super().__init__()
 
     def config(self) -> dict[str, Any]:
-        return {
-            "protocol": self.protocol.name,
-            "max_dist": self.max_dist,
-            "max_dist_px": self.max_dist_px,
-            "thresholds": tuple(np.round(self.thresholds, 12)),
-            "nms": self.nms,
-            "thin": self.thin,
-            "thin_gt": self.thin_gt,
-            "quantize": self.quantize,
-        }
+        return {"protocol": self.protocol.name, "max_dist": self.max_dist, "max_dist_px": self.max_dist_px,
+                "thresholds": tuple(np.round(self.thresholds, 12)), **self.options}
 
     def _zero_state(self) -> dict[str, Tensor]:
         return {
@@ -107,50 +100,46 @@ class EdgeMetric(Metric):
             self._pool.shutdown()
             self._pool = None
 
-    def _job(self, p: np.ndarray, gt: np.ndarray, void: np.ndarray | None):
-        if self.protocol.name == "fast":
-            md = self.max_dist if self.max_dist_px is None else self.max_dist_px / float(np.hypot(*p.shape))
-            return ("fast", (p, gt, self.thresholds, md, self.thin, self.thin_gt, self.nms, void))
-        return ("protocol", (p, gt, self.protocol, self.thresholds, self.max_dist, self.max_dist_px, void))
-
     def map(self, jobs: list) -> list[np.ndarray]:
         """Per-image counts of ``jobs`` (in this process or the pool)."""
         if self.workers > 0 and len(jobs) > 1:
             if self._pool is None:
                 self._pool = ProcessPoolExecutor(self.workers)
-            return list(self._pool.map(_eval_one, jobs))
-        return [_eval_one(j) for j in jobs]
+            return list(self._pool.map(_image_counts, jobs))
+        return [_image_counts(j) for j in jobs]
 
     @torch.no_grad()
     def update(self, pred: Tensor, target: Tensor) -> None:
-        """``pred``: logits [B,1,H,W]; ``target``: [B,1,H,W] with 1 = boundary, 0 = not."""
-        pred, target = as_map(pred), as_map(target)
-        check_same_size(pred, target, "edge")
+        """``pred``: logits [B,1,H,W]; ``target``: [B,K,H,W] (K annotators, usually 1) or [B,H,W],
+        1 = boundary, 0 = not, else void."""
+        pred = as_map(pred)
+        if target.dim() == 3:
+            target = target[:, None]
+        if target.dim() != 4 or pred.shape[0] != target.shape[0] or pred.shape[-2:] != target.shape[-2:]:
+            raise ValueError(f"edge metric: prediction {tuple(pred.shape)} and label {tuple(target.shape)} "
+                             "differ in batch or spatial size; resize the prediction to the label first")
         prob = torch.sigmoid(pred.float()).cpu().numpy()
         tgt = target.cpu().numpy()
-        if self.quantize and self.protocol.name == "fast":
-            prob = np.round(prob * 255.0) / 255.0
         jobs = []
         for p, t in zip(prob, tgt):
-            gt = t == 1
-            void = ~(gt | (t == 0))
-            if void.all():
+            valid = (t == 0) | (t == 1)
+            present = valid.any(axis=(1, 2))  # a channel void everywhere is no annotator
+            if not present.any():
                 continue
-            jobs.append(self._job(p, gt, void if void.any() else None))
+            t, valid = t[present], valid[present]
+            void = ~valid.all(axis=0)
+            jobs.append((self.protocol, p, list(t == 1), self.thresholds, self.max_dist_px, self.max_dist,
+                         void if void.any() else None))
         self.add_image_counts(self.map(jobs))
 
     def add_image_counts(self, per_image: Sequence[np.ndarray]) -> None:
-        """Accumulate per-image [T, 4] count arrays (from :func:`edge_protocols.image_counts`)."""
+        """Accumulate per-image [T, 4] count arrays (from :meth:`EdgeProtocol.image_counts`)."""
         for c in per_image:
-            self._add(
-                counts=torch.from_numpy(np.asarray(c, np.int64)),
-                ois=torch.from_numpy(edge_protocols.ois_counts(np.asarray(c), self.protocol)),
-                images=torch.tensor(1),
-            )
+            c = np.asarray(c, np.int64)
+            self._add(counts=torch.from_numpy(c), ois=torch.from_numpy(self.protocol.ois(c)), images=torch.tensor(1))
 
     def compute(self) -> dict[str, float]:
         if int(self._state["images"]) == 0:
             return {k: float("nan") for k in ("odsF", "oisF", "AP", "odsP", "odsR", "odsT")}
-        s = edge_protocols.summarize(self.protocol, self.thresholds, self._state["counts"].numpy(),
-                                     self._state["ois"].numpy())
+        s = self.protocol.summarize(self.thresholds, self._state["counts"].numpy(), self._state["ois"].numpy())
         return {k: (v if k == "odsT" else 100.0 * v) for k, v in s.items()}
