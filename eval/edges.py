@@ -1,27 +1,26 @@
 """``python -m eval edges PRED_DIR --gt GT_DIR``: odsF / oisF / AP of a folder of edge maps, no MATLAB.
 
-    python -m eval edges PRED_DIR --gt GT_DIR --protocol seism|bsds [--max-dist F]
-                         [--thresholds N|hed] [--workers N] [--json]
+    python -m eval edges PRED_DIR --gt GT_DIR [--protocol seism|bsds|fast] [--max-dist F]
+                         [--thresholds N|hed] [--ids FILE | --partial] [--workers N]
+                         [--per-image FILE] [--plot FILE [--published DATASET]] [--json]
 
-``PRED_DIR/<id>.png``: 8-bit grayscale soft edge maps of any method (as the
-TSN release and HED / RCF write them). Ground truth, per id, the first of:
-``GT_DIR/<id>.mat`` holding a BSDS500 ``groundTruth`` cell (one
-``Segmentation`` / ``Boundaries`` per annotator), SEISM's ``gt_seg`` cell of
-segmentations (its BSDS500 copy; Boundaries = ``seg2bmap``) or a
-PASCAL-Context ``LabelMap``; ``GT_DIR/<id>.png``, binary boundaries (non-zero = boundary,
-e.g. NYUD's edge maps). What each protocol makes of them:
+``PRED_DIR/<id>.png|.npy|.mat``: soft edge maps of any method: 8-bit or 16-bit grayscale PNGs,
+float arrays in [0, 1], or BSDS ``ucm2`` hierarchies. Ground truth ``GT_DIR/<id>.mat|.png``: a
+BSDS500 ``groundTruth`` cell, SEISM's ``gt_seg``, a PASCAL-Context ``LabelMap`` or a binary
+boundary PNG. What each format and protocol means: :mod:`tsn.metrics.edge_io`,
+:mod:`tsn.metrics.edge_protocols` and docs/METRICS.md.
 
-- ``seism`` (the TSN paper, ASTMT, ATRC, InvPT): every segmentation (a
-  ``LabelMap`` or each annotator's ``Segmentation``) becomes
-  ``thin(seg2bmap(seg))``; a binary PNG is thinned; predictions get SEISM's
-  NMS, ``> t`` at the 101 HED thresholds.
-- ``bsds`` (the BSDS500 bench): each annotator's ``Boundaries`` as given (a
-  ``LabelMap``: ``seg2bmap``; a PNG: as given); ``>= t`` at 99 thresholds,
-  no NMS.
+- ``seism`` (the TSN paper, ASTMT, ATRC, InvPT): ground truth ``thin(seg2bmap(seg))``,
+  SEISM's NMS on the 8-bit map, ``> t`` at the 101 HED thresholds.
+- ``bsds`` (the BSDS500 bench; HED / RCF after their own NMS): each annotator's ``Boundaries``,
+  ``>= t`` at 99 thresholds, no NMS.
 
-Every id of PRED_DIR is evaluated and needs a ground truth (extra ground-truth
-files are ignored, so GT_DIR may hold the whole dataset). The tolerance is
-``max_dist`` x the image's diagonal (default 0.0075; NYUD: 0.011).
+The set scored is every ground-truth id in GT_DIR (or those listed in ``--ids FILE``, e.g. a
+split list when GT_DIR holds several splits); a missing prediction is an error unless
+``--partial``, and a partial score says so. The tolerance is ``max_dist`` x the image's
+diagonal (default 0.0075; NYUD: 0.011). ``--per-image FILE`` writes each image's best
+(T, R, P, F) as the bench's ``eval_bdry_img.txt``; ``--plot FILE`` draws the PR curve with
+iso-F lines and, with ``--published``, the field's published curves of that dataset.
 """
 
 from __future__ import annotations
@@ -30,181 +29,77 @@ import argparse
 import json
 import os
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-import numpy as np
-
 from tsn.errors import DataError, TSNError
-from tsn.metrics.boundary import seg2bmap
-from tsn.metrics.edge_protocols import PROTOCOLS, EdgeProtocol, get_protocol
+from tsn.io import atomic_write_text, check_output_file
+from tsn.metrics.edge_io import evaluate_folder, image_rows, read_ids
+from tsn.metrics.edge_protocols import PROTOCOLS
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("edges", help="odsF / oisF / AP of a folder of 8-bit edge PNGs (SEISM or BSDS protocol)",
+    p = sub.add_parser("edges", help="odsF / oisF / AP of a folder of edge maps (SEISM or BSDS protocol)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("pred_dir", help="folder of <id>.png soft edge maps (8-bit grayscale)")
+    p.add_argument("pred_dir", help="folder of <id>.png (8/16-bit), <id>.npy or <id>.mat (ucm2) soft edge maps")
     p.add_argument("--gt", required=True, metavar="GT_DIR", help="folder of <id>.mat (groundTruth / LabelMap) or <id>.png")
     p.add_argument("--protocol", default="seism", choices=PROTOCOLS.names())
     p.add_argument("--max-dist", type=float, default=0.0075, help="tolerance / image diagonal (0.0075; NYUD 0.011)")
     p.add_argument("--thresholds", default=None, help="N evenly spaced ones or 'hed' (default: seism hed, bsds 99)")
+    p.add_argument("--ids", metavar="FILE", help="the ids to score, one per line (default: every id in GT_DIR)")
+    p.add_argument("--partial", action="store_true", help="score the predicted ids when some are missing (said so)")
     p.add_argument("--workers", type=int, default=0, help="processes (0: this one)")
+    p.add_argument("--per-image", metavar="FILE", help="write each image's id, best T, R, P, F (eval_bdry_img.txt)")
+    p.add_argument("--plot", metavar="FILE", help="draw the precision-recall curve (.png / .pdf / .svg)")
+    p.add_argument("--published", metavar="DATASET", help="with --plot: the field's published curves of DATASET "
+                   "(bsds500 or nyud)")
+    p.add_argument("--label", default="ours", help="with --plot: the name of this curve (default: ours)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing --per-image / --plot files")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=main)
-
-
-# ---------------------------------------------------------------- reading
-
-
-def read_prediction(path: Path) -> np.ndarray:
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            mode = im.mode
-            a = np.array(im)
-    except Exception as e:  # noqa: BLE001  (PIL raises many kinds)
-        raise DataError(f"{path}: cannot read the prediction ({type(e).__name__}: {e})") from None
-    if mode != "L" or a.dtype != np.uint8 or a.ndim != 2:
-        raise DataError(f"{path}: expected an 8-bit grayscale PNG (mode L), got mode {mode} {a.dtype} {a.shape}")
-    return a
-
-
-def _segmentations_or_boundaries(path: Path) -> tuple[str, list[np.ndarray]]:
-    """("labels", [seg]) for a LabelMap, ("bsds", [(seg, bdry), ...]) for a groundTruth cell."""
-    import scipy.io
-
-    try:
-        m = scipy.io.loadmat(path)
-    except NotImplementedError:
-        raise DataError(f"{path}: MATLAB v7.3 (HDF5) .mat files are not read; save it with -v7") from None
-    except Exception as e:  # noqa: BLE001
-        raise DataError(f"{path}: cannot read the .mat file ({type(e).__name__}: {e})") from None
-    if "groundTruth" in m:
-        cell = np.asarray(m["groundTruth"]).ravel()
-        out = []
-        try:
-            for el in cell:
-                el = el.ravel()[0] if isinstance(el, np.ndarray) and el.dtype == object else el
-                rec = el.ravel()[0] if isinstance(el, np.ndarray) else el
-                names = rec.dtype.names or ()
-                seg = np.asarray(rec["Segmentation"]) if "Segmentation" in names else None
-                bdry = np.asarray(rec["Boundaries"]) if "Boundaries" in names else None
-                if seg is None and bdry is None:
-                    raise KeyError
-                out.append((seg, bdry))
-        except (KeyError, IndexError, TypeError, ValueError):
-            raise DataError(f"{path}: groundTruth is not a cell of structs with Segmentation / Boundaries") from None
-        if not out:
-            raise DataError(f"{path}: groundTruth holds no annotator")
-        return "bsds", out
-    if "gt_seg" in m:  # SEISM's own copy of BSDS500: a cell of segmentations, one per annotator
-        segs = [np.asarray(x) for x in np.asarray(m["gt_seg"], dtype=object).ravel()]
-        if not segs or any(x.ndim != 2 for x in segs):
-            raise DataError(f"{path}: gt_seg is not a cell of 2-D segmentations")
-        return "bsds", [(x, seg2bmap(x)) for x in segs]
-    if "LabelMap" in m:
-        lab = np.asarray(m["LabelMap"])
-        if lab.ndim != 2:
-            raise DataError(f"{path}: LabelMap must be 2-D, got {lab.shape}")
-        return "labels", [lab]
-    keys = ", ".join(k for k in m if not k.startswith("__")) or "none"
-    raise DataError(f"{path}: neither groundTruth (BSDS500) nor LabelMap (PASCAL-Context) in it (variables: {keys})")
-
-
-def read_ground_truth(path: Path, protocol: str | EdgeProtocol) -> list[np.ndarray]:
-    """The boolean boundary maps (one per annotator) the protocol matches against (thinned,
-    where the protocol thins, by :meth:`EdgeProtocol.image_counts`)."""
-    protocol = get_protocol(protocol)
-    if path.suffix == ".png":
-        from PIL import Image
-
-        try:
-            with Image.open(path) as im:
-                a = np.array(im)
-        except Exception as e:  # noqa: BLE001
-            raise DataError(f"{path}: cannot read the ground truth ({type(e).__name__}: {e})") from None
-        if a.ndim != 2:
-            raise DataError(f"{path}: expected a single-channel boundary PNG, got shape {a.shape}")
-        return [a > 0]
-    kind, items = _segmentations_or_boundaries(path)
-    if kind == "labels":
-        return [seg2bmap(items[0])]
-    try:
-        return [protocol.annotator(seg, bdry, where=f"{path}: annotator {i + 1}") for i, (seg, bdry) in enumerate(items)]
-    except ValueError as e:
-        raise DataError(str(e)) from None
-
-
-def pair_files(pred_dir: Path, gt_dir: Path) -> list[tuple[str, Path, Path]]:
-    if not pred_dir.is_dir():
-        raise DataError(f"{pred_dir}: no such folder of predictions")
-    if not gt_dir.is_dir():
-        raise DataError(f"{gt_dir}: no such ground-truth folder")
-    ids = sorted(p.stem for p in pred_dir.glob("*.png"))
-    if not ids:
-        raise DataError(f"{pred_dir}: no <id>.png prediction in it")
-    pairs, missing = [], []
-    for i in ids:
-        g = next((gt_dir / f"{i}{ext}" for ext in (".mat", ".png") if (gt_dir / f"{i}{ext}").is_file()), None)
-        if g is None:
-            missing.append(i)
-        else:
-            pairs.append((i, pred_dir / f"{i}.png", g))
-    if missing:
-        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-        raise DataError(f"{len(missing)} of {len(ids)} predictions have no ground truth "
-                        f"({gt_dir}/<id>.mat or .png): {shown}")
-    return pairs
-
-
-def evaluate_pair(args) -> np.ndarray:
-    """Counts [T, 4] of one (id, prediction, ground truth) pair."""
-    ident, pred_path, gt_path, protocol, thresholds, max_dist = args
-    pred = read_prediction(pred_path)
-    gts = read_ground_truth(gt_path, protocol)
-    for g in gts:
-        if g.shape != pred.shape:
-            raise DataError(f"{ident}: prediction {pred.shape[0]}x{pred.shape[1]} ({pred_path.name}) but ground truth "
-                            f"{g.shape[0]}x{g.shape[1]} ({gt_path.name}); predictions must be at the image's size")
-    return get_protocol(protocol).image_counts(pred, gts, thresholds, max_dist=max_dist)
-
-
-def evaluate_folder(pred_dir, gt_dir, protocol: str = "seism", max_dist: float = 0.0075, thresholds=None,
-                    workers: int = 0) -> dict:
-    """odsF / oisF / AP (percent), odsP / odsR, odsT and the number of images."""
-    from tsn.metrics import build_metric
-
-    if not max_dist > 0:
-        raise DataError(f"--max-dist must be > 0, got {max_dist}")
-    metric = build_metric("edge", protocol=protocol, thresholds=thresholds, edge_max_dist=max_dist)
-    pairs = pair_files(Path(pred_dir), Path(gt_dir))
-    jobs = [(i, p, g, protocol, metric.thresholds, max_dist) for i, p, g in pairs]
-    if workers > 0 and len(jobs) > 1:
-        with ProcessPoolExecutor(min(workers, len(jobs))) as pool:
-            counts = list(pool.map(evaluate_pair, jobs, chunksize=max(1, len(jobs) // (8 * workers))))
-    else:
-        counts = [evaluate_pair(j) for j in jobs]
-    metric.add_image_counts(counts)
-    res = metric.compute()
-    return {**res, "images": len(counts), "protocol": protocol, "max_dist": max_dist,
-            "thresholds": len(metric.thresholds)}
 
 
 def main(args: argparse.Namespace) -> dict:
     if args.workers < 0:
         raise DataError(f"--workers must be >= 0, got {args.workers}")
+    if args.ids and args.partial:
+        raise DataError("--ids names the set scored and --partial scores a subset of it: give one of them")
+    if args.published and not args.plot:
+        raise DataError("--published adds curves to the --plot figure: give --plot FILE too")
+    if args.published:
+        from tsn.metrics.pr_curves import published_methods
+
+        published_methods(args.published)  # a wrong name fails now, not after the evaluation
+    for out in (args.per_image, args.plot):  # before minutes of work, not after
+        if out:
+            check_output_file(out, args.overwrite)
+    ids = read_ids(args.ids) if args.ids else None
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    res = evaluate_folder(args.pred_dir, args.gt, args.protocol, args.max_dist, args.thresholds, args.workers)
+    res = evaluate_folder(args.pred_dir, args.gt, args.protocol, args.max_dist, args.thresholds, args.workers,
+                          ids=ids, partial=args.partial)
+    if args.per_image:
+        rows = image_rows(res)
+        atomic_write_text(args.per_image, "".join(f"{i} {t:g} {r:g} {p:g} {f:g}\n" for i, t, r, p, f in rows))
+    if args.plot:
+        from tsn.metrics.pr_curves import Curve, plot_pr
+
+        ours = Curve.from_counts(args.label, res["threshold_values"], res["counts"], res)
+        plot_pr([ours], args.plot, dataset=args.published,
+                title=f"{res['images']} images, protocol {res['protocol']}")
+    summary = {k: v for k, v in res.items() if k not in ("per_image", "threshold_values", "counts")}
     if args.json:
-        print(json.dumps(res))
+        print(json.dumps(summary))
     else:
-        print(f"{res['images']} images, protocol {res['protocol']}, max_dist {res['max_dist']}, "
+        part = (f" (PARTIAL: {res['missing']} of {res['ground_truth']} ground-truth images have no prediction)"
+                if res["partial"] else "")
+        print(f"{res['images']} images{part}, protocol {res['protocol']}, max_dist {res['max_dist']}, "
               f"{res['thresholds']} thresholds")
         print(f"odsF {res['odsF']:.2f}  oisF {res['oisF']:.2f}  AP {res['AP']:.2f}  "
               f"(odsP {res['odsP']:.2f}, odsR {res['odsR']:.2f} at t = {res['odsT']:.3f})")
+        for out in (args.per_image, args.plot):
+            if out:
+                print(f"wrote {out}")
     sys.stdout.flush()
-    return res
+    return summary
 
 
-__all__ = ["evaluate_folder", "read_ground_truth", "read_prediction", "TSNError"]
+__all__ = ["evaluate_folder", "TSNError"]

@@ -13,7 +13,7 @@ from tsn.errors import ConfigError
 
 
 def test_registry_and_info():
-    assert list_datasets() == ["nyud", "nyud_release", "pascal", "synthetic"]
+    assert list_datasets() == ["bsds", "nyud", "nyud_release", "pascal", "synthetic"]
     syn = dataset_info("synthetic")
     assert syn.tasks == ("edge", "semseg", "parts", "normals", "sal", "depth")
     assert syn.num_classes == {"semseg": 10, "parts": 7} and len(syn.class_names["semseg"]) == 10
@@ -24,7 +24,7 @@ def test_registry_and_info():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"name": "cityscapes"}, "unknown dataset 'cityscapes'; valid: nyud, nyud_release, pascal, synthetic"),
+        ({"name": "cityscapes"}, "unknown dataset 'cityscapes'; valid: bsds, nyud, nyud_release, pascal, synthetic"),
         ({"name": "synthetic", "tasks": ["edges"]}, "unknown task 'edges'"),
         ({"name": "synthetic", "tasks": []}, "empty"),
         ({"name": "synthetic", "split": "dev"}, "no split 'dev'; valid: train, val, test"),

@@ -295,3 +295,19 @@ def test_release_geometry_values_reach_seism_as_the_stored_png():
     k = np.arange(256)
     p = torch.sigmoid(quant_logits()[torch.from_numpy(k)].float()).numpy()
     assert np.array_equal(EP.to_uint8(p), k.astype(np.uint8))  # what the metric's seism path computes
+
+
+def test_bsds_nms_is_the_bench_after_rcfs_nms():
+    """bsds_nms = the map stored as 8 bits, RCF's edgesNms (r = 2), stored again, then bsds."""
+    soft, d = _ridge(45, sigma=2.5)
+    P = EP.get_protocol("bsds_nms")
+    E = P.soft_map(soft)
+    inner = np.zeros_like(d, bool)
+    inner[8:-8, 8:-8] = True
+    assert np.abs(d[(E > 0.1) & inner]).max() <= 1.0  # the blurred ridge is thinned to its centre
+    assert np.array_equal(np.round(E * 255), E * 255)  # stored as 8 bits after NMS
+    ref = B.nms(EP.im2uint8(soft).astype(np.float32) / np.float32(255), r=2)
+    assert np.array_equal(E, EP.im2uint8(ref) / 255.0)
+    gt = np.abs(d) < 0.5
+    c = P.image_counts(soft, gt, P.thresholds(9), radius=2.0)
+    assert np.array_equal(c, EP.get_protocol("bsds").image_counts(E, gt, P.thresholds(9), radius=2.0))

@@ -42,3 +42,21 @@ def atomic_write_json(path: str | Path, obj: Any) -> Path:
 
 def atomic_torch_save(path: str | Path, obj: Any) -> Path:
     return _atomic(path, lambda f: torch.save(obj, f))
+
+
+def check_output_file(path: str | Path, overwrite: bool = False) -> Path:
+    """Refuse, before any work, an output file that cannot be written or would replace one the
+    user did not ask to replace: one :class:`~tsn.errors.DataError` line naming it."""
+    from tsn.errors import DataError
+
+    path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder; give a file name")
+    if path.exists() and not overwrite:
+        raise DataError(f"{path}: exists; pass --overwrite to replace it")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent  # the first existing folder above, where the missing ones will be made
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise DataError(f"{path}: cannot write there ({parent} is not a writable folder)")
+    return path

@@ -1,5 +1,6 @@
 """Datasets: the embedded scene generator (``synthetic``), PASCAL-Context
-(``pascal``) and NYUD-v2 (``nyud``), built by name with :func:`build_dataset`.
+(``pascal``), NYUD-v2 (``nyud``) and BSDS500 (``bsds``, boundaries only),
+built by name with :func:`build_dataset`.
 
 Samples are dicts keyed by task (see :mod:`tsn.data.base`); batches come from
 :func:`collate`. Nothing is downloaded at import time.
@@ -21,6 +22,7 @@ from tsn.data.base import (
 from tsn.data import synthetic as _synthetic  # noqa: F401  (registers "synthetic")
 from tsn.data import pascal as _pascal  # noqa: F401  (registers "pascal")
 from tsn.data import nyud as _nyud  # noqa: F401  (registers "nyud")
+from tsn.data import bsds as _bsds  # noqa: F401  (registers "bsds")
 
 __all__ = [
     "DATASETS",

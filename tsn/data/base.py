@@ -47,9 +47,11 @@ class DatasetInfo:
 
 
 # Training augmentation presets: "default" (random scale, crop, flip, jitter;
-# pads labels with "no label") and "release" (the TSN release's recipe,
-# tsn/data/release_augment.py; pads labels with 0 as the release does).
-AUGMENTATIONS = ("default", "release")
+# pads labels with "no label"), "release" (the TSN release's recipe,
+# tsn/data/release_augment.py; pads labels with 0 as the release does) and
+# "hed" (HED / RCF on BSDS500: scales 0.5/1/1.5, 16 rotations, flip, crop;
+# tsn.data.transforms.hed_transform; pads labels with "no label").
+AUGMENTATIONS = ("default", "release", "hed")
 
 
 def parse_size(size: Any) -> tuple[int, int] | None:
@@ -126,6 +128,12 @@ class MultiTaskDataset(Dataset):
             from tsn.data.release_augment import SIZE, ReleaseAugment
 
             transform = ReleaseAugment(self.size or SIZE)
+        if transform is None and self.augment and augmentation == "hed":
+            turned = [t for t in self.tasks if get_task(t).kind == "vector_field"]
+            if turned:
+                raise ConfigError(f"augmentation 'hed' rotates images and cannot turn the vectors of "
+                                  f"{', '.join(turned)}; use default or release, or leave {', '.join(turned)} out")
+            transform = T.hed_transform(self.size)
         if transform is None:
             transform = T.default_transform(
                 train=self.augment,
@@ -181,8 +189,24 @@ class MultiTaskDataset(Dataset):
         return sample
 
 
+def _pad_channels(key: str, tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Labels [C,H,W] of one size but different C (e.g. edge maps of K annotators): padded to
+    the largest C with channels of the label kind's no-label value (255 for binary maps, which
+    the edge metric reads as "no such annotator"). Anything else is returned as it is."""
+    from tsn.tasks import is_label
+
+    shapes = {tuple(t.shape) for t in tensors}
+    if len(shapes) < 2 or not is_label(key) or any(len(s) != 3 for s in shapes) or len({s[1:] for s in shapes}) != 1:
+        return tensors
+    c = max(s[0] for s in shapes)
+    fill = get_task(key).label.pad_value
+    return [t if t.shape[0] == c else torch.cat([t, torch.full((c - t.shape[0], *t.shape[1:]), fill, dtype=t.dtype)])
+            for t in tensors]
+
+
 def collate(batch: list[dict[str, Any]]) -> dict[str, Any]:
-    """Stack every tensor key; keep ``meta`` as a list of dicts."""
+    """Stack every tensor key; keep ``meta`` as a list of dicts. Labels that differ only
+    in their number of channels are padded with no-label channels first."""
     if not batch:
         raise ValueError("cannot collate an empty batch")
     out: dict[str, Any] = {}
@@ -191,7 +215,7 @@ def collate(batch: list[dict[str, Any]]) -> dict[str, Any]:
             out["meta"] = [s["meta"] for s in batch]
             continue
         try:
-            out[key] = torch.stack([s[key] for s in batch])
+            out[key] = torch.stack(_pad_channels(key, [s[key] for s in batch]))
         except RuntimeError as e:
             shapes = sorted({tuple(s[key].shape) for s in batch})
             raise ConfigError(
@@ -234,6 +258,9 @@ def check_dataset_options(name: str, options: dict, where: str = "") -> None:
     if unknown:
         raise ConfigError(f"{where + ': ' if where else ''}unknown option(s) for dataset {name!r}: {', '.join(unknown)}; "
                           f"valid: {', '.join(sorted(valid))}")
+    aug = options.get("augmentation")
+    if aug is not None and aug not in AUGMENTATIONS:
+        raise ConfigError(f"{where + ': ' if where else ''}unknown augmentation {aug!r}; valid: {', '.join(AUGMENTATIONS)}")
     cls.check_options(options, where or "options")
 
 

@@ -27,8 +27,10 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import Tensor
 
 from tsn.data.base import IMAGENET_MEAN
+from tsn.errors import ConfigError
 from tsn.tasks import get_task, is_label
 
 
@@ -239,6 +241,141 @@ class ColorJitter:
 
     def __repr__(self) -> str:
         return f"ColorJitter(b={self.b}, c={self.c}, s={self.s}, h={self.h}, noise={self.n})"
+
+
+def largest_rotated_rect(h: int, w: int, angle_deg: float) -> tuple[float, float]:
+    """(height, width) of the largest axis-aligned rectangle inside an h x w rectangle
+    rotated by ``angle_deg`` about its centre (both centred)."""
+    a = math.radians(angle_deg)
+    sin_a, cos_a = abs(math.sin(a)), abs(math.cos(a))
+    if sin_a < 1e-12 or cos_a < 1e-12:
+        return (float(w), float(h)) if sin_a > cos_a else (float(h), float(w))
+    long_side, short_side = max(h, w), min(h, w)
+    if short_side <= 2.0 * sin_a * cos_a * long_side or abs(sin_a - cos_a) < 1e-10:
+        x = 0.5 * short_side  # half-constrained: two corners touch the longer sides
+        wr, hr = (x / sin_a, x / cos_a) if w >= h else (x / cos_a, x / sin_a)
+    else:
+        cos_2a = cos_a * cos_a - sin_a * sin_a
+        wr, hr = (w * cos_a - h * sin_a) / cos_2a, (h * cos_a - w * sin_a) / cos_2a
+    return hr, wr
+
+
+def _rotation_grid(hw: tuple[int, int], angle_deg: float, out_hw: tuple[int, int]) -> Tensor:
+    """``grid_sample`` grid (align_corners=False) of an ``out_hw`` canvas centred on an ``hw`` image
+    rotated counter-clockwise on screen by ``angle_deg`` about its centre."""
+    (h, w), (oh, ow) = hw, out_hw
+    a = math.radians(angle_deg)
+    cs, sn = math.cos(a), math.sin(a)
+    # output pixel (x', y') from the centre -> source (x, y) = (x' cos - y' sin, x' sin + y' cos), y down;
+    # in normalised coordinates (x' = u' ow / 2, x = u w / 2, and likewise for y):
+    theta = torch.tensor([[ow * cs / w, -oh * sn / w, 0.0], [ow * sn / h, oh * cs / h, 0.0]], dtype=torch.float32)
+    return F.affine_grid(theta[None], [1, 1, oh, ow], align_corners=False)
+
+
+def _warp(x: Tensor, grid: Tensor, mode: str, fill: float, check_inside: bool = True) -> Tensor:
+    """``x`` [C,H,W] (or [H,W]) sampled at ``grid``; ``mode`` "bilinear" or "nearest"; outside =
+    ``fill`` (``check_inside`` False: the caller knows every output pixel falls inside the source)."""
+    squeeze = x.dim() == 2
+    y = (x[None] if squeeze else x).float()
+
+    def sample(t: Tensor) -> Tensor:
+        return F.grid_sample(t[None], grid, mode=mode, padding_mode="zeros", align_corners=False)[0]
+
+    if mode == "nearest" and not check_inside:
+        out = sample(y)
+    elif mode == "nearest":  # exact values: the source's inside, ``fill`` outside
+        inside = sample(torch.ones_like(y[:1])) > 0
+        out = torch.where(inside, sample(y), torch.tensor(fill, dtype=y.dtype))
+    else:  # blends toward ``fill`` across the border
+        out = sample(y - fill) + fill
+    out = out[0] if squeeze else out
+    return out.to(x.dtype) if not x.is_floating_point() else out
+
+
+def rotate(sample: dict[str, Any], angle_deg: float, crop_valid: bool = True) -> dict[str, Any]:
+    """Rotate image and labels counter-clockwise by ``angle_deg`` about the centre.
+
+    Multiples of 90 degrees are exact (``rot90``). Other angles resample the image
+    bilinearly and the labels by nearest neighbour (ids, {0,1,255} maps and depths stay
+    valid). With ``crop_valid`` (HED's choice) the result is the largest axis-aligned
+    rectangle inside the rotated image; without, a canvas holding the whole rotated image
+    whose corners are the labels' no-label value (and the ImageNet mean for the image).
+    Labels whose values point somewhere (vector fields such as normals) are refused."""
+    for k in _labels(sample):
+        if get_task(k).kind == "vector_field":
+            raise ConfigError(f"rotation cannot turn the {k} label's vectors; use an augmentation without rotation")
+    turns = angle_deg / 90.0
+    out = dict(sample)
+    if abs(turns - round(turns)) < 1e-9:
+        k = int(round(turns)) % 4
+        if k:  # rot90 over dims (-2, -1) turns counter-clockwise on screen, as the general path does
+            for key in ("image", *_labels(sample)):
+                out[key] = torch.rot90(sample[key], k, dims=(-2, -1))
+        return out
+    h, w = _hw(sample)
+    if crop_valid:  # only the kept rectangle is sampled (a quarter of the canvas or less)
+        rh, rw = largest_rotated_rect(h, w, angle_deg)
+        # one pixel of margin: every kept pixel centre lies inside the rotated source
+        out_hw = (max(int(math.floor(rh)) - 1, 1), max(int(math.floor(rw)) - 1, 1))
+    else:
+        a = math.radians(angle_deg)
+        out_hw = (int(math.ceil(h * abs(math.cos(a)) + w * abs(math.sin(a)) - 1e-6)),
+                  int(math.ceil(w * abs(math.cos(a)) + h * abs(math.sin(a)) - 1e-6)))
+    grid = _rotation_grid((h, w), angle_deg, out_hw)
+    mean = torch.tensor(IMAGENET_MEAN, dtype=sample["image"].dtype).view(3, 1, 1)
+    out["image"] = (_warp(sample["image"] - mean, grid, "bilinear", 0.0) + mean).clamp(0, 1)
+    for k in _labels(sample):
+        out[k] = _warp(sample[k], grid, "nearest", float(get_task(k).label.pad_value), check_inside=not crop_valid)
+    return out
+
+
+class RandomRotation:
+    """Rotate by one of ``angles`` (degrees) drawn uniformly; see :func:`rotate`."""
+
+    def __init__(self, angles, crop_valid: bool = True) -> None:
+        self.angles = tuple(float(a) for a in angles)
+        self.crop_valid = bool(crop_valid)
+
+    def __call__(self, sample):
+        a = self.angles[int(torch.randint(0, len(self.angles), ()))]
+        return rotate(sample, a, self.crop_valid) if a % 360 else sample
+
+    def __repr__(self) -> str:
+        return f"RandomRotation({len(self.angles)} angles, crop_valid={self.crop_valid})"
+
+
+class RandomChoiceScale:
+    """Zoom by one of ``scales`` drawn uniformly (image bilinear, labels nearest, depth / s)."""
+
+    def __init__(self, scales) -> None:
+        self.scales = tuple(float(s) for s in scales)
+
+    def __call__(self, sample):
+        s = self.scales[int(torch.randint(0, len(self.scales), ()))]
+        if s == 1.0:
+            return sample
+        h, w = _hw(sample)
+        return resize(sample, (max(int(round(h * s)), 1), max(int(round(w * s)), 1)), depth_scale=s)
+
+    def __repr__(self) -> str:
+        return f"RandomChoiceScale({self.scales})"
+
+
+#: HED's training augmentation (Xie & Tu 2015; RCF uses the same): scales 0.5, 1, 1.5,
+#: 16 rotations (multiples of 22.5 degrees, the largest valid rectangle kept), horizontal flip
+HED_SCALES = (0.5, 1.0, 1.5)
+HED_ANGLES = tuple(22.5 * k for k in range(16))
+
+
+def hed_transform(size, scales=HED_SCALES, angles=HED_ANGLES, crop_valid: bool = True) -> Compose:
+    """The ``hed`` preset, drawn on the fly (HED and RCF enumerate the 96 variants offline):
+    one scale, one rotation, a flip with p 0.5, then pad (no-label values) and a random crop
+    to ``size``. No photometric change, as in HED. Datasets refuse it for vector-field
+    tasks (normals), which a rotation would have to turn."""
+    steps = [RandomChoiceScale(scales), RandomRotation(angles, crop_valid), RandomHorizontalFlip()]
+    if size is not None:
+        steps.append(RandomCrop(size))
+    return Compose(steps)
 
 
 class Identity:

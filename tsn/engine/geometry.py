@@ -223,13 +223,19 @@ def restore(task: str, pred: Tensor, label: Tensor | None, meta: dict[str, Any])
 
     ``pred`` is the network's output [C,h,w] for that image, ``label`` the
     batch's label at network size. The prediction comes back in the form the
-    metric takes (logits / labels / vectors / metres)."""
+    metric takes (logits / labels / vectors / metres).
+
+    A dataset may give a task a scoring target of its own at the original size,
+    ``meta["eval_targets"][task]`` (BSDS500: every annotator's boundaries, [K,H,W]);
+    it replaces the label, and the prediction is brought to its size if it is not
+    there yet (a plain evaluation resize, or a shrink whose originals were not kept)."""
     geometry = meta.get("geometry", "pad")
     original = meta.get("original") or {}
+    target = (meta.get("eval_targets") or {}).get(task)
     if geometry == "release":
         size = tuple(meta["size"])
         stored = release_output(task, pred, size)
-        return stored_to_metric_input(task, stored), original.get(task, label)
+        return stored_to_metric_input(task, stored), original.get(task, label) if target is None else target
     valid = meta.get("valid")
     if valid is not None:
         vh, vw = int(valid[0]), int(valid[1])
@@ -240,12 +246,18 @@ def restore(task: str, pred: Tensor, label: Tensor | None, meta: dict[str, Any])
         size = tuple(meta["size"])
         pred = _linear(pred.float(), size)
         label = original[task]
+    if target is not None:
+        if tuple(pred.shape[-2:]) != tuple(target.shape[-2:]):
+            pred = _linear(pred.float(), tuple(target.shape[-2:]))
+        label = target
     return pred, label
 
 
 def needs_restore(meta: dict[str, Any]) -> bool:
-    """Whether a sample's prediction differs in geometry from its original image."""
-    return "valid" in meta or meta.get("geometry") == "release" or bool(meta.get("original"))
+    """Whether a sample's prediction differs in geometry from its original image
+    (or is scored against a target of its own, ``meta["eval_targets"]``)."""
+    return ("valid" in meta or meta.get("geometry") == "release" or bool(meta.get("original"))
+            or bool(meta.get("eval_targets")))
 
 
 def export_value(task: str, pred: Tensor, meta: dict[str, Any]):

@@ -3,7 +3,7 @@
 
 A protocol is a strategy: how a soft map is prepared (8-bit truncation, precision, NMS), how an
 annotator's ground truth is built (from the segmentation or the boundaries, thinned or not), the
-thresholds and the comparison with them, and how OIS and the summary are taken. The three
+thresholds and the comparison with them, and how OIS and the summary are taken. The
 instances, registered in :data:`PROTOCOLS`:
 
 * ``seism`` (the TSN paper's odsF, SEISM's ``read_one_cont_png``, ``edgesEvalImg``,
@@ -15,6 +15,8 @@ instances, registered in :data:`PROTOCOLS`:
   ``pb >= t`` at ``linspace(1/(n+1), 1 - 1/(n+1), n)``, no NMS, each annotator's
   ``Boundaries`` as given; ODS interpolated between thresholds, OIS and AP as
   ``collect_eval_bdry``.
+* ``bsds_nms``: how HED, RCF and their successors score CNN maps: the map stored as an 8-bit
+  PNG, the NMS of RCF's ``edge_nms.m`` (:func:`field_nms`), stored again, then ``bsds``.
 * ``fast`` (the training-time validation): floats as they are, ``>=``, the label map as ground
   truth, BSDS's summary but OIS at the last of equal maxima and AP with the last duplicate
   recall (R x P for a single recall); its options ``nms``, ``thin``, ``thin_gt`` and
@@ -54,6 +56,19 @@ def to_uint8(prob: np.ndarray) -> np.ndarray:
 def round_to_8bit(prob: np.ndarray) -> np.ndarray:
     """``round(255 p) / 255`` in the map's float type (the fast preset's ``quantize``)."""
     return np.round(prob * 255.0) / 255.0
+
+
+def im2uint8(prob: np.ndarray) -> np.ndarray:
+    """MATLAB's ``im2uint8`` / ``imwrite`` of a map in [0, 1] (and torchvision's ``save_image``):
+    ``round(255 p)``, how HED / RCF store their maps before and after NMS."""
+    return np.round(np.clip(np.asarray(prob, np.float64), 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def field_nms(E: np.ndarray) -> np.ndarray:
+    """The NMS HED and RCF run before the Berkeley bench (RCF's ``edge_nms.m``): SEISM's
+    orientation, ``edgesNms(E, O, 2, 5, 1.01)`` ("2 for BSDS500", r = 2 where SEISM uses 1),
+    then the map stored as an 8-bit PNG again, which the bench reads as k / 255 in double."""
+    return im2uint8(B.nms(E, r=2, s=5, m=1.01)).astype(np.float64) / 255.0
 
 
 def numpy_grid(n: int) -> np.ndarray:
@@ -252,6 +267,9 @@ PROTOCOLS.register("fast")(EdgeProtocol(
     options=("nms", "thin", "thin_gt", "quantize")))
 PROTOCOLS.register("bsds")(EdgeProtocol(
     "bsds", default_thresholds=99, grid=matlab_grid, strict=False, precision=np.float64))
+PROTOCOLS.register("bsds_nms")(EdgeProtocol(
+    "bsds_nms", default_thresholds=99, grid=matlab_grid, strict=False, precision=np.float32, quantize=im2uint8,
+    nms=field_nms))
 PROTOCOLS.register("seism")(EdgeProtocol(
     "seism", default_thresholds="hed", grid=matlab_grid, strict=True, precision=np.float32, quantize=to_uint8,
     nms=B.nms, gt_from_segmentation=True, thin_gt=True, recall_precision=seism_recall_precision,
