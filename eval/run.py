@@ -29,11 +29,16 @@ from typing import Any
 
 import torch
 
+from tsn.engine.progress import wants_records
 from tsn.errors import ConfigError
 from tsn.runs import run_dir
 
 #: ``--set`` keys that cannot change the numbers (they do not enter the record's name)
 NEUTRAL_KEYS = ("data.root", "data.num_workers", "eval.batch_size", "eval.workers", "train.device")
+
+
+def _stderr_line(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -158,7 +163,8 @@ def main(args: argparse.Namespace) -> dict:
         model = model.to(memory_format=torch.channels_last)
     t0 = time.time()
     res = evaluate(model, loader, tasks, MultiTaskMetrics(tasks, **metric_options(cfg)), device, channels_last=cl,
-                   on_batch=saver, on_image=exporter, progress=not args.json and sys.stderr.isatty())
+                   on_batch=saver, on_image=exporter, progress=not args.json and sys.stderr.isatty(),
+                   say=_stderr_line if wants_records() else None)
     ref = load_reference(cfg.eval.single_task)
     dm = delta_m(res.metrics, ref) if ref and all(t in ref for t in tasks) else None
     record = {

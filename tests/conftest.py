@@ -8,6 +8,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # train/ and eval/ importable when run from anywhere
 os.environ.setdefault("TSN_QUIET", "1")
+# progress records (tsn/engine/progress.py) only where a test asks for them: a slow machine must
+# not add a record line to the output a test reads
+os.environ.setdefault("TSN_PROGRESS_EVERY", "3600")
 
 
 @pytest.fixture(autouse=True)

@@ -60,17 +60,23 @@ def evaluate(
     progress: bool = False,
     on_batch: Callable[[dict, dict[str, Tensor]], None] | None = None,
     on_image: Callable[[dict, dict[str, Tensor]], None] | None = None,
+    say: Callable[[str], None] | None = None,
 ) -> EvalResult:
     """``on_image(meta, preds)`` gets each image's network-size predictions
-    ([C,h,w] per task) with its ``meta``, e.g. to export them at the original size."""
+    ([C,h,w] per task) with its ``meta``, e.g. to export them at the original size.
+    ``say``: where no bar is drawn, one-line progress records go there
+    (:class:`~tsn.engine.progress.ProgressRecords`)."""
     from tqdm import tqdm
+
+    from tsn.engine.progress import ProgressRecords
 
     was_training = model.training
     model.eval()
     metrics.reset()
     loss_sum = {t: torch.zeros((), dtype=torch.float64) for t in tasks}
     n = torch.zeros((), dtype=torch.float64)
-    for batch in tqdm(loader, desc="eval", leave=False, disable=not progress, dynamic_ncols=True):
+    records = ProgressRecords("eval", len(loader), say) if say is not None and not progress else None
+    for step, batch in enumerate(tqdm(loader, desc="eval", leave=False, disable=not progress, dynamic_ncols=True), 1):
         batch = to_device(batch, device, channels_last)
         with autocast(device, amp):
             preds = model(batch["image"], tasks=tasks)
@@ -86,6 +92,8 @@ def evaluate(
             n += bs
         if on_batch is not None:
             on_batch(batch, preds)
+        if records is not None:
+            records.update(step, batch["image"].shape[0])
     metrics.all_reduce()
     losses = {}
     if criterion is not None:

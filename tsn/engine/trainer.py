@@ -50,6 +50,7 @@ from tsn.engine.factory import build_criterion, build_data, build_metrics, load_
 from tsn.engine.hooks import AttrState, BestCheckpoint, HookBase, MetricsHook, PeriodicCheckpoint, TagAffinity, TensorBoardImages
 from tsn.engine.logger import RunLogger
 from tsn.engine.optim import Schedule, build_optimizer
+from tsn.engine.progress import ProgressRecords, wants_records
 from tsn.engine.sampling import _mix
 from tsn.env import run_environment
 from tsn.errors import CheckpointError, ConfigError, TSNError
@@ -404,6 +405,10 @@ class Trainer:
             + (f", {torch.get_num_threads()} threads, channels_last={cfg.train.channels_last}, "
                f"allocator={'tuned' if cpu_allocator_tuned() else 'system'}" if self.device.type == "cpu" else ""))
         self._call("before_train")
+        self.progress = None
+        if self.dist.is_main and wants_records():  # no terminal: one-line records instead of bars
+            per_epoch = len(self.segment_tasks(self.epoch)) * self.sampler.num_batches()
+            self.progress = ProgressRecords("train", cfg.train.epochs * per_epoch, self.log.info, done=self.step)
         if cfg.train.eval_at_start and not self.history:
             self._validate(epoch=0)
         t_start = time.time() - self.elapsed
@@ -442,6 +447,8 @@ class Trainer:
                 self.batch_in_segment += 1
                 self.step += 1
                 bar.update(1)
+                if self.progress is not None:
+                    self.progress.update(self.step, batch["image"].shape[0])
                 if self.step % cfg.train.log_every == 0 or self.step == 1:
                     bar.set_postfix({t: f"{v:.3f}" for t, v in losses.items()})
                 self._call("after_step", losses, weights)
@@ -505,7 +512,8 @@ class Trainer:
         """Evaluate on the validation split; ``validation``: the tasks' coarser training-time options."""
         metrics = build_metrics(self.cfg, self.tasks, validation)
         return evaluate(self.model, self.val_loader, self.tasks, metrics, self.device, self.criterion, self.amp,
-                        self.cfg.train.channels_last, progress=sys.stderr.isatty() and self.dist.is_main, on_batch=on_batch)
+                        self.cfg.train.channels_last, progress=sys.stderr.isatty() and self.dist.is_main, on_batch=on_batch,
+                        say=self.log.info if self.dist.is_main and wants_records() else None)
 
     def _validate(self, epoch: int) -> None:
         self._call("before_validation")
