@@ -29,7 +29,6 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
 
 from tsn.errors import DataError, TSNError
 from tsn.io import atomic_write_text, check_output_file

@@ -127,7 +127,7 @@ class LossConfig:
 
     weights: dict[str, float] = option(factory=dict, ge=0)  # missing task: 1.0; tasks not trained are not read
     options: dict[str, dict[str, Any]] = field(default_factory=dict)  # loss.options.<task>.<key> (see tsn.tasks)
-    weighting: str = "fixed"  # fixed | uncertainty | dwa | gradnorm
+    weighting: str = "fixed"  # a name in tsn.weighting.WEIGHTINGS (a wrong one is refused listing them)
     weighting_options: dict[str, Any] = field(default_factory=dict)
 
 

@@ -24,7 +24,6 @@ Hooks run in registration order; the trainer's default list ends with
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -162,11 +161,7 @@ class TagAffinity(HookBase):
     def __init__(self, trainer: "Trainer") -> None:
         from tsn.grouping import AffinityAccumulator
 
-        t = trainer.cfg.train
-        if t.tag_every < 0:
-            raise ConfigError(f"train.tag_every must be >= 0, got {t.tag_every}")
-        if t.tag_lr is not None and not (math.isfinite(t.tag_lr) and t.tag_lr > 0):
-            raise ConfigError(f"train.tag_lr must be a positive number or null, got {t.tag_lr}")
+        t = trainer.cfg.train  # tag_every >= 0 and tag_lr > 0 are checked when the config is read
         if len(trainer.tasks) < 2 or not trainer.model.shared_parameters():
             raise ConfigError(f"train.tag_every needs >= 2 tasks and shared parameters; {trainer.cfg.model.name} "
                               f"with {len(trainer.tasks)} task(s) has none to measure affinities on")

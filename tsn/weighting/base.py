@@ -29,7 +29,7 @@ class Weighting(nn.Module):
 
     and ``weighting.epoch_end(mean_losses)`` once per epoch.  ``backward`` is
     the one place a method sees the model, so methods that combine per-task
-    gradients (GradNorm; PCGrad, MGDA later) override it and the trainer
+    gradients (GradNorm, the torchjd aggregators of jd.py) override it and the trainer
     never switches on a weighting's name.  Such a method sets
     ``requires_all_tasks = True``: it needs every task's loss in one step, so
     the trainer refuses one-task-per-step sampling (``paper``, ``random``).  Learned weighting

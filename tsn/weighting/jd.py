@@ -205,8 +205,6 @@ class NashMTLWeighting(JDWeighting):
         self.niter = _number("nash_mtl", "optim_niter", optim_niter, 1, integer=True)
         super().__init__(tasks, weights, chunk_size=chunk_size)
 
-    _STATE = ("step", "prvs_alpha", "normalization_factor")  # torchjd's _NashMTLWeighting.reset() sets these
-
     def get_extra_state(self) -> dict:
         w = self.aggregator.weighting
         return {"step": float(w.step), "prvs_alpha": torch.as_tensor(w.prvs_alpha).clone(),
