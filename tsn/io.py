@@ -60,3 +60,13 @@ def check_output_file(path: str | Path, overwrite: bool = False) -> Path:
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
         raise DataError(f"{path}: cannot write there ({parent} is not a writable folder)")
     return path
+
+
+def read_torch(path: str | Path, error: type[Exception], what: str, weights_only: bool = False) -> Any:
+    """``torch.load`` on the CPU; any unreadable file is the same user error: one line of
+    ``error`` naming ``what`` and the file (a truncated download, another format, a folder)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=weights_only)
+    except Exception as e:  # noqa: BLE001 - every unreadable file is the same user error
+        first = str(e).splitlines()[0] if str(e) else ""
+        raise error(f"cannot read {what} {path}: {type(e).__name__}: {first}") from None

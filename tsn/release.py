@@ -34,6 +34,7 @@ import torch
 from torch import Tensor
 
 from tsn.errors import CheckpointError, ConfigError
+from tsn.io import read_torch
 
 #: the release's code blocks: block i of the d = 100 code belongs to this task
 RELEASE_TASK_ORDER = ("semseg", "parts", "edge", "normals", "sal")
@@ -72,10 +73,7 @@ def read_release_checkpoint(path: str | Path) -> dict[str, Tensor]:
     p = Path(path)
     if not p.is_file():
         raise ReleaseError(f"release checkpoint not found: {path}")
-    try:
-        obj = torch.load(p, map_location="cpu", weights_only=False)
-    except Exception as e:  # noqa: BLE001 - every unreadable file is the same user error
-        raise ReleaseError(f"cannot read {p}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+    obj = read_torch(p, ReleaseError, "release checkpoint")
     if not isinstance(obj, dict) or "model_state" not in obj:
         keys = ", ".join(list(obj)[:5]) if isinstance(obj, dict) else type(obj).__name__
         raise ReleaseError(f"{p} is not a release checkpoint: no 'model_state' entry (found {keys})")

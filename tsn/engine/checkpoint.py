@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from tsn.errors import CheckpointError
-from tsn.io import atomic_torch_save
+from tsn.io import atomic_torch_save, read_torch
 
 
 def fingerprint(model: nn.Module) -> str:
@@ -59,10 +59,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
             raise CheckpointError(f"no checkpoint in {path} (expected checkpoints/best.pt or checkpoints/last.pt)")
     if not p.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
-    try:
-        ckpt = torch.load(p, map_location="cpu", weights_only=False)
-    except Exception as e:  # noqa: BLE001 - every unreadable file is the same user error
-        raise CheckpointError(f"cannot read checkpoint {p}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+    ckpt = read_torch(p, CheckpointError, "checkpoint")
     if not isinstance(ckpt, dict) or "model" not in ckpt:
         raise CheckpointError(f"{p} is not a checkpoint of this project (no 'model' entry)")
     ckpt["path"] = str(p)

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from torchvision.models import resnet
 
 from tsn.errors import ConfigError
+from tsn.io import read_torch
 from tsn.registry import Registry
 
 ENCODERS: Registry = Registry("encoder")
@@ -56,10 +57,7 @@ def _load_pretrained(net: nn.Module, name: str, pretrained: bool | str) -> None:
         path = Path(str(pretrained)).expanduser()
         if not path.is_file():
             raise ConfigError(f"model.pretrained: no state dict at {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unreadable file is the same user error
-        raise ConfigError(f"model.pretrained: cannot read {path}: {e}") from None
+    state = read_torch(path, ConfigError, "the model.pretrained state dict", weights_only=True)
     state = {k: v for k, v in state.items() if not k.startswith("fc.")}
     missing, unexpected = net.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.startswith("fc.")]
