@@ -39,9 +39,8 @@ def tune_cpu_allocator() -> bool:
     Idempotent; returns whether the tuned settings are in force. The cost is
     memory: the process keeps its peak heap until it exits, as a caching
     allocator does, and glibc 2.36's aligned allocations leave some freed
-    blocks unused (quarter widths at 128 px: training 9.0 -> 14.3 img/s,
-    max RSS of the benchmark run 2.0 -> 2.9 GB). Raises :class:`ConfigError` on an unknown
-    ``TSN_CPU_ALLOCATOR`` value."""
+    blocks unused (the measured speed and memory: docs/PERFORMANCE.md, "Changes and their
+    measured effect"). Raises :class:`ConfigError` on an unknown ``TSN_CPU_ALLOCATOR`` value."""
     global _state
     choice = os.environ.get(ENV, "tuned").strip().lower() or "tuned"
     if choice not in CHOICES:

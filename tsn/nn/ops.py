@@ -17,22 +17,21 @@ speed measured in docs/PERFORMANCE.md) with :func:`set_fast_kernels` and logs
 it, as it does ``train.deterministic``. ``record_kernels()`` collects which
 path each call took ("op:path"), to compare two programs or to benchmark.
 
-Fast paths (where they apply; figures from ``benchmarks/bench_kernels.py``):
+Fast paths, where they apply (what each gains, measured with ``benchmarks/bench_kernels.py``:
+docs/PERFORMANCE.md, "Kernels" and "Changes and their measured effect"):
 
 - ``upsample:separable`` (CUDA, NCHW): width then height by gathers and lerps;
-  the native NCHW kernel loops over N*C per thread and was ~60% of the
-  stacked decoder's GPU time.
+  the native NCHW kernel loops over N*C per thread.
 - ``upsample:channels_last_grad`` (CPU, channels-last): the backward hands on a
   channels-last gradient instead of the channel slice the decoder's concat
-  gives, which the native backward copies to NCHW first (2.5-2.9x).
+  gives, which the native backward copies to NCHW first.
 - ``instance_norm_affine:fold`` (CPU any format, CUDA NCHW): rows folded into
   channels, [N, C, H, W] -> [1, N*C, H, W], one group_norm kernel with the
-  affine fused (2.4-2.9x on NCHW; 1.3-1.7x for channels-last through an
-  NCHW copy and back).
+  affine fused (channels-last through an NCHW copy and back).
 - ``instance_norm:fold`` (CPU, channels-last): the same for a per-channel
   affine (plain IN); on NCHW group_norm with the affine is as fast.
-- ``conv1x1:bmm`` (CPU, NCHW): one batched GEMM, oneDNN's NCHW 1x1 conv with
-  few channels was 3x slower (forward + backward).
+- ``conv1x1:bmm`` (CPU, NCHW): one batched GEMM, where oneDNN's NCHW 1x1 conv
+  with few channels is slow (forward + backward).
 """
 
 from __future__ import annotations
@@ -116,8 +115,8 @@ class _ChannelsLastGrad(torch.autograd.Function):
     """Identity whose backward hands on a channels-last gradient. Behind the
     decoder's concatenation the gradient of an upsampled map is a channel
     slice of a channels-last tensor; the CPU upsampling backward copies such
-    a slice to NCHW and runs its NCHW kernel ([80, 64, 64, 64] -> 32x32:
-    67 ms), where a channels-last copy and the channels-last kernel take 20."""
+    a slice to NCHW and runs its NCHW kernel, slower than a channels-last copy
+    and the channels-last kernel (docs/PERFORMANCE.md)."""
 
     @staticmethod
     def forward(ctx, x: Tensor) -> Tensor:
@@ -202,9 +201,9 @@ def instance_norm_fold(x: Tensor, weight: Tensor, bias: Tensor, eps: float = 1e-
 
 def instance_norm(x: Tensor, weight: Tensor, bias: Tensor, eps: float = 1e-5) -> Tensor:
     """Instance norm with a per-channel affine (the plain decoders). The fold
-    only for a channels-last CPU map (2.1-3.1x at [16, 16, 128, 128]): on an
-    NCHW map group_norm with the affine is already one kernel and measured
-    as fast (0.88-1.09x), and CUDA keeps group_norm, the path measured there."""
+    only for a channels-last CPU map: on an NCHW map group_norm with the affine
+    is already one kernel and measured as fast, and CUDA keeps group_norm, the
+    path measured there (docs/PERFORMANCE.md, "Kernels")."""
     if _fast and x.device.type == "cpu" and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
         _took("instance_norm", "fold")
         return instance_norm_fold(x, weight, bias, eps)
