@@ -339,7 +339,7 @@ def test_wrong_task_and_options_are_one_line_config_errors():
                         ({"edge_label": -1}, "edge_label: -1 is not valid"),
                         ({"consensus": 0}, "consensus must be in (0, 1]"),
                         ({"consensus": 1.5}, "consensus must be in (0, 1]"),
-                        ({"eval_size": 4}, "eval_size: size must be at least 8x8"),
+                        ({"eval_size": 4}, "eval_size: size 4x4 is below the minimum of 8 px a side"),
                         ({"augmentation": "hedd"}, "unknown augmentation 'hedd'; valid: default, release, hed"),
                         ({"annotators": 3}, "unknown option(s) for dataset 'bsds': annotators")):
         with pytest.raises(ConfigError) as e:

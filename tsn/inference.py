@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from tsn.data.base import parse_size as parse_data_size
 from tsn.errors import ConfigError, DataError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif")
@@ -90,25 +92,8 @@ def as_image(x: Any) -> np.ndarray:
     return a
 
 
-def parse_size(size: Any) -> tuple[int, int] | None:
-    """``None``/``"native"`` -> None, ``N`` -> (N, N), ``(H, W)``; a side below :data:`MIN_SIZE` is an error."""
-    if size is None or (isinstance(size, str) and size.lower() == "native"):
-        return None
-    if isinstance(size, str):
-        try:
-            size = int(size)
-        except ValueError:
-            raise ConfigError(f"size must be a number of pixels or 'native', got {size!r}") from None
-    if isinstance(size, int):
-        size = (size, size)
-    try:
-        h, w = (int(s) for s in size)
-    except (TypeError, ValueError):
-        raise ConfigError(f"size must be an int, (height, width) or 'native', got {size!r}") from None
-    if min(h, w) < MIN_SIZE:
-        raise ConfigError(f"size {h}x{w} is below the network's minimum of {MIN_SIZE} px a side "
-                          f"(the encoder downsamples {MIN_SIZE}x)")
-    return h, w
+#: sizes for the network: ``None`` / ``"native"``, ``N`` or ``(H, W)``, no side below :data:`MIN_SIZE`
+parse_size = partial(parse_data_size, minimum=MIN_SIZE, limit="network's minimum")  # the encoder downsamples 32x
 
 
 def _to_tensor(img: np.ndarray) -> Tensor:

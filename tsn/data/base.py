@@ -54,17 +54,25 @@ class DatasetInfo:
 AUGMENTATIONS = ("default", "release", "hed")
 
 
-def parse_size(size: Any) -> tuple[int, int] | None:
+def parse_size(size: Any, minimum: int = 8, limit: str = "minimum") -> tuple[int, int] | None:
+    """``None`` / ``"native"`` / ``"original"`` -> None (each image's own size), ``N`` or ``"N"`` ->
+    (N, N), ``(H, W)``; a side below ``minimum`` is refused, naming the ``limit`` (the one parser
+    of sizes: datasets, ``tsn.inference`` and the command lines)."""
     if size is None or (isinstance(size, str) and size.lower() in ("original", "native", "none")):
         return None
+    if isinstance(size, str):
+        try:
+            size = int(size)
+        except ValueError:
+            raise ConfigError(f"size must be a number of pixels or 'native', got {size!r}") from None
     if isinstance(size, int):
         size = (size, size)
     try:
         h, w = (int(s) for s in size)
     except (TypeError, ValueError):
-        raise ConfigError(f"size must be an int or (height, width), got {size!r}") from None
-    if h < 8 or w < 8:
-        raise ConfigError(f"size must be at least 8x8, got {h}x{w}")
+        raise ConfigError(f"size must be an int, (height, width) or 'native', got {size!r}") from None
+    if min(h, w) < minimum:
+        raise ConfigError(f"size {h}x{w} is below the {limit} of {minimum} px a side")
     return h, w
 
 
