@@ -234,8 +234,6 @@ class Exporter:
     that already holds files is refused before any work (nothing is
     overwritten); each file is written atomically."""
 
-    EXT = {"depth": ".npy"}
-
     def __init__(self, out: Path, tasks: list[str]) -> None:
         self.out, self.tasks, self.count = out, list(tasks), 0
         for t in self.tasks:
@@ -252,13 +250,9 @@ class Exporter:
         self.seen: set[str] = set()
 
     def __call__(self, meta: dict, preds: dict[str, torch.Tensor]) -> None:
-        import io
-
-        import numpy as np
-        from PIL import Image
-
         from tsn.engine.geometry import export_value
-        from tsn.io import _atomic
+        from tsn.io import atomic_write_bytes
+        from tsn.tasks import get_task
 
         name = str(meta.get("id", meta.get("index", self.count))).replace("/", "_")
         if name in self.seen:
@@ -267,17 +261,10 @@ class Exporter:
         for t in self.tasks:
             if t not in preds:
                 continue
-            a = export_value(t, preds[t], meta)
-            buf = io.BytesIO()
-            if t == "depth":
-                np.save(buf, a)
-                path = self.out / t / f"{name}.npy"
-            else:
-                Image.fromarray(a).save(buf, format="PNG")
-                path = self.out / t / f"{name}.png"
-            data = buf.getvalue()
+            kind = get_task(t).label  # the label kind knows its file format
+            path = self.out / t / f"{name}{kind.export_suffix}"
             try:
-                _atomic(path, lambda f: f.write(data))
+                atomic_write_bytes(path, kind.encode(export_value(t, preds[t], meta)))
             except OSError as e:
                 raise ConfigError(f"--export: cannot write {path}: {e.strerror or e}") from None
         self.count += 1

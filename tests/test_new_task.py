@@ -94,7 +94,10 @@ def test_train_evaluate_tabulate_a_new_task(flow, tmp_path):
     assert set(res["val"]) == {"semseg", "flow"} and res["steps"] == 2 * 2
     assert math.isfinite(res["val"]["flow"]["epe"]) and res["val"]["flow"]["epe"] > 0
 
-    assert eval_main(["run", str(run), "--split", "test", "--save-predictions", str(tmp_path / "pred")]) == 0
+    assert eval_main(["run", str(run), "--split", "test", "--save-predictions", str(tmp_path / "pred"),
+                      "--export", str(tmp_path / "export")]) == 0
+    # exported in its label kind's format, one file per test image, without the library naming the task
+    assert len(list((tmp_path / "export" / "flow").glob("*.png"))) == 4
     (record,) = (run / "evals").glob("test-*.json")  # evaluations go beside the training record
     test = json.loads(record.read_text())["results"]
     assert math.isfinite(test["flow"]["epe"]) and list((tmp_path / "pred").glob("*.png"))

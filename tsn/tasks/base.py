@@ -57,6 +57,20 @@ class LabelKind:
         """uint8 HxWx3 picture of one label (or raw prediction) as a numpy array."""
         raise NotImplementedError
 
+    #: the file suffix of an exported prediction (:meth:`encode`)
+    export_suffix: str = ".png"
+
+    def encode(self, a: np.ndarray) -> bytes:
+        """An exported prediction (``tsn.engine.geometry.export_value``) as the file the
+        evaluators read: a PNG of the integer map; :class:`ScalarMap` stores float ``.npy``."""
+        import io
+
+        from PIL import Image
+
+        buf = io.BytesIO()
+        Image.fromarray(a).save(buf, format="PNG")
+        return buf.getvalue()
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
@@ -129,6 +143,14 @@ class ScalarMap(LabelKind):
 
     name = "scalar_map"
     no_label = 0.0
+    export_suffix = ".npy"  # metres (or any unit) as float32: a PNG would quantise them
+
+    def encode(self, a):
+        import io
+
+        buf = io.BytesIO()
+        np.save(buf, np.asarray(a, np.float32))
+        return buf.getvalue()
 
     def draw(self, a, prediction, vmax=None):
         from tsn.tasks import draw
