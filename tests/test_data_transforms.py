@@ -5,7 +5,7 @@ import torch
 
 from tsn.data import build_dataset
 from tsn.data import transforms as T
-from tsn.data.base import IMAGENET_MEAN
+from tsn.data.transforms import IMAGENET_MEAN
 
 LABELS = ("edge", "semseg", "parts", "normals", "sal", "depth")
 

@@ -14,7 +14,7 @@ from PIL import Image
 
 import tsn
 from eval.__main__ import main as eval_main
-from tsn.data.base import IMAGENET_MEAN, IMAGENET_STD
+from tsn.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from tsn.errors import ConfigError, DataError
 from tsn.inference import MIN_SIZE, render_panel
 

@@ -97,7 +97,7 @@ parse_size = partial(parse_data_size, minimum=MIN_SIZE, limit="network's minimum
 
 
 def _to_tensor(img: np.ndarray) -> Tensor:
-    from tsn.data.base import IMAGENET_MEAN, IMAGENET_STD
+    from tsn.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 
     x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float() / 255
     return (x - torch.tensor(IMAGENET_MEAN).view(3, 1, 1)) / torch.tensor(IMAGENET_STD).view(3, 1, 1)

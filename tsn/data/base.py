@@ -19,12 +19,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from tsn.data import transforms as T
+from tsn.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from tsn.errors import ConfigError
 from tsn.registry import Registry
 from tsn.tasks import check_tasks, get_task
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 SPLIT_NAMES = ("train", "val", "test")
 
 DATASETS: Registry = Registry("dataset")
@@ -122,7 +122,6 @@ class MultiTaskDataset(Dataset):
         eval_resize: str = "pad",
         augmentation: str = "default",
     ) -> None:
-        from tsn.data import transforms as T
 
         self.split = split
         self.tasks = tuple(tasks)

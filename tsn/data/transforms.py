@@ -29,9 +29,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from tsn.data.base import IMAGENET_MEAN
 from tsn.errors import ConfigError
 from tsn.tasks import get_task, is_label
+
+#: the input normalisation of every encoder (ImageNet statistics), applied by the datasets
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def _labels(sample) -> list[str]:

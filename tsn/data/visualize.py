@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from tsn.data.base import IMAGENET_MEAN, IMAGENET_STD
+from tsn.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from tsn.errors import ConfigError
 from tsn.tasks import get_task
 from tsn.tasks.draw import IGNORE_RGB, voc_palette  # noqa: F401  (re-exported)

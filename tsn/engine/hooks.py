@@ -24,21 +24,20 @@ Hooks run in registration order; the trainer's default list ends with
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from tsn.errors import ConfigError
 
-if TYPE_CHECKING:  # pragma: no cover
-    from tsn.engine.trainer import Trainer
 
 
 class HookBase:
-    """Base class; every stage is a no-op. ``self.trainer`` is set by ``Trainer.register_hooks``."""
+    """Base class; every stage is a no-op. ``self.trainer`` is set by ``Trainer.register_hooks``
+    (typed ``Any``: the trainer imports this module, so this module does not import it back)."""
 
-    trainer: "Trainer"
+    trainer: Any
 
     def before_train(self) -> None: ...
 
@@ -95,7 +94,7 @@ class BestCheckpoint(HookBase):
     def __init__(self) -> None:
         self.state: dict[str, Any] = {"score": None, "epoch": None}
 
-    def register(self, trainer: "Trainer") -> None:
+    def register(self, trainer: Any) -> None:
         trainer.register_checkpointable("best", AttrState(self, "state"))
 
     def is_better(self, score: float, higher_is_better: bool) -> bool:
@@ -158,7 +157,7 @@ class TagAffinity(HookBase):
     averaged. The mean Z over training goes to metrics.json (``tag_affinity``).
     """
 
-    def __init__(self, trainer: "Trainer") -> None:
+    def __init__(self, trainer: Any) -> None:
         from tsn.grouping import AffinityAccumulator
 
         t = trainer.cfg.train  # tag_every >= 0 and tag_lr > 0 are checked when the config is read
@@ -168,7 +167,7 @@ class TagAffinity(HookBase):
         self.every = t.tag_every
         self.acc = AffinityAccumulator()
 
-    def register(self, trainer: "Trainer") -> None:
+    def register(self, trainer: Any) -> None:
         trainer.register_checkpointable("tag", self.acc, required=False)
 
     def before_step(self, batch: dict, tasks: list[str]) -> None:
