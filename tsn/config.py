@@ -27,59 +27,17 @@ that model's builder. Renamed keys stay readable: each dataclass's
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-import math
 import re
-import types
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Union, get_args, get_origin, get_type_hints
+from typing import Any, ClassVar, Literal, get_type_hints
 
 import yaml
 
 from tsn.errors import ConfigError
+from tsn.schema import POSITIVE, check_ranges, from_dict, merge, migrate, option, strip_markers
 
-REPLACE = "_replace_"
-
-
-# ---------------------------------------------------------------- ranges
-
-
-@dataclass(frozen=True)
-class Range:
-    """A closed or open interval a number (or every number in a list/mapping) must lie in."""
-
-    lo: float | None = None
-    hi: float | None = None
-    lo_open: bool = False
-    hi_open: bool = False
-
-    def contains(self, x: float) -> bool:
-        if self.lo is not None and (x <= self.lo if self.lo_open else x < self.lo):
-            return False
-        if self.hi is not None and (x >= self.hi if self.hi_open else x > self.hi):
-            return False
-        return True
-
-    def __str__(self) -> str:
-        if self.lo is not None and self.hi is not None:
-            return f"in {'(' if self.lo_open else '['}{self.lo:g}, {self.hi:g}{')' if self.hi_open else ']'}"
-        if self.lo is not None:
-            return f"{'>' if self.lo_open else '>='} {self.lo:g}"
-        return f"{'<' if self.hi_open else '<='} {self.hi:g}"
-
-
-def option(default: Any = dataclasses.MISSING, *, factory: Any = dataclasses.MISSING, ge: float | None = None,
-           gt: float | None = None, le: float | None = None, lt: float | None = None) -> Any:
-    """A dataclass field with a numeric range (checked by :func:`check_ranges`)."""
-    rng = Range(ge if gt is None else gt, le if lt is None else lt, gt is not None, lt is not None)
-    if factory is not dataclasses.MISSING:
-        return field(default_factory=factory, metadata={"range": rng})
-    return field(default=default, metadata={"range": rng})
-
-
-POSITIVE = {"ge": 1}  # counts and widths
 
 
 # ---------------------------------------------------------------- schema
@@ -229,109 +187,6 @@ def _yaml_error(where: Path | str, e: yaml.YAMLError) -> ConfigError:
 # ---------------------------------------------------------------- parsing
 
 
-def _type_name(tp: Any) -> str:
-    origin = get_origin(tp)
-    if origin in (Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in get_args(tp))
-    if origin is Literal:
-        return "one of " + ", ".join(repr(a) for a in get_args(tp))
-    if origin in (list, dict):
-        return f"{origin.__name__}[{', '.join(_type_name(a) for a in get_args(tp))}]"
-    if tp is type(None):
-        return "null"
-    if tp is Any:
-        return "any"
-    return getattr(tp, "__name__", str(tp))
-
-
-def coerce(tp: Any, value: Any, key: str) -> Any:
-    """``value`` as type ``tp`` (dataclasses, unions, literals, lists, dicts,
-    scalars); a float may be given as any string Python's ``float`` reads."""
-    origin = get_origin(tp)
-    if tp is Any:
-        return value
-    if dataclasses.is_dataclass(tp):
-        return from_dict(tp, value, key + ".")
-    if origin in (Union, types.UnionType):
-        for arg in get_args(tp):
-            try:
-                return coerce(arg, value, key)
-            except ConfigError:
-                continue
-        raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
-    if origin is Literal:
-        if value in get_args(tp):
-            return value
-        raise ConfigError(f"{key}: {value!r} is not valid; valid: {', '.join(map(str, get_args(tp)))}")
-    if origin is list:
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{key}: expected a list, got {value!r}")
-        (arg,) = get_args(tp)
-        return [coerce(arg, v, f"{key}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
-        _, arg = get_args(tp)
-        return {str(k): coerce(arg, v, f"{key}.{k}") for k, v in value.items()}
-    if tp is type(None):
-        if value is None:
-            return None
-    elif tp is bool:
-        if isinstance(value, bool):
-            return value
-    elif tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                pass
-    elif tp is str:
-        if isinstance(value, str):
-            return value
-    raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
-
-
-_coerce = coerce  # the old private name
-
-
-def _move_alias(data: dict, old: str, new: str, where: str) -> None:
-    """``data[old]`` to the path ``new``; an error if that path holds a value already
-    (mappings merge when they share no key)."""
-    value, node, path = data.pop(old), data, new.split(".")
-    for k in path[:-1]:
-        nxt = node.get(k)
-        if not isinstance(nxt, dict):
-            nxt = node[k] = {}
-        node = nxt
-    there = node.get(path[-1])
-    if there is not None:
-        if not (isinstance(there, dict) and isinstance(value, dict) and not set(there) & set(value)):
-            raise ConfigError(f"{where}{old} and {where}{new} both given; {where}{old} is the old name of "
-                              f"{where}{new}: keep only {where}{new}")
-        value = _merge(there, value)
-    node[path[-1]] = value
-
-
-def migrate(cls: type, data: Any, prefix: str = "") -> Any:
-    """Move old keys (a dataclass's ``ALIASES``, at any depth) to their new place."""
-    if not isinstance(data, dict) or not dataclasses.is_dataclass(cls):
-        return data
-    out = copy.deepcopy(data)
-    for old, new in getattr(cls, "ALIASES", {}).items():
-        if old in out:
-            _move_alias(out, old, new, prefix)
-    hints = get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        if f.name in out and dataclasses.is_dataclass(hints[f.name]):
-            out[f.name] = migrate(hints[f.name], out[f.name], f"{prefix}{f.name}.")
-    return out
-
-
 def _alias_key(keys: list[str], cls: type = Config) -> list[str]:
     """The current path of a possibly old dotted key (``model.code.dim`` -> ``model.options.tsn.code.dim``)."""
     out: list[str] = []
@@ -346,46 +201,6 @@ def _alias_key(keys: list[str], cls: type = Config) -> list[str]:
         cls = hints.get(k)
         i += 1
     return out + keys[i:]
-
-
-def from_dict(cls: type, data: Any, prefix: str = "") -> Any:
-    """Build dataclass ``cls`` from a mapping, rejecting unknown keys and wrong types."""
-    where = prefix.rstrip(".") or "config"
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {data!r}")
-    data = migrate(cls, data)
-    hints = get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    kwargs = {}
-    for key, value in data.items():
-        if key not in names:
-            raise ConfigError(f"unknown config key {prefix}{key}; valid keys here: {', '.join(names)}")
-        kwargs[key] = coerce(hints[key], value, prefix + key)
-    return cls(**kwargs)
-
-
-def _strip_markers(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _strip_markers(v) for k, v in value.items() if k != REPLACE}
-    return value
-
-
-def _merge(base: Any, over: Any) -> Any:
-    """``over`` on top of ``base``: mappings merge key by key unless ``over`` says ``_replace_: true``."""
-    if not isinstance(over, dict):
-        return over
-    replace = over.get(REPLACE, False)
-    if replace not in (True, False):
-        raise ConfigError(f"{REPLACE} must be true or false, got {replace!r}")
-    if replace or not isinstance(base, dict):
-        return _strip_markers(over)
-    out = dict(base)
-    for k, v in over.items():
-        if k != REPLACE:
-            out[k] = _merge(out.get(k), v)
-    return out
 
 
 def read_yaml_mapping(path: str | Path, what: str = "config", included_by: Path | None = None) -> dict:
@@ -424,8 +239,8 @@ def load_yaml_with_bases(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict
         raise ConfigError(f"{p}: base must be a file name or a list of them, got {bases!r}")
     merged: dict = {}
     for b in bases:
-        merged = _merge(merged, load_yaml_with_bases(p.parent / b, _seen + (p,)))
-    return _merge(merged, data)
+        merged = merge(merged, load_yaml_with_bases(p.parent / b, _seen + (p,)))
+    return merge(merged, data)
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:
@@ -444,7 +259,7 @@ def parse_override(item: str) -> tuple[list[str], Any]:
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:
     """``--set`` items on top of ``data``; a mapping value merges into the mapping there."""
-    data = _merge({}, migrate(Config, data))
+    data = merge({}, migrate(Config, data))
     for item in overrides:
         keys, value = parse_override(item)
         node = data
@@ -455,74 +270,19 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
             if not isinstance(nxt, dict):
                 raise ConfigError(f"--set {item}: {k} is not a section")
             node = nxt
-        node[keys[-1]] = _merge(node.get(keys[-1]), value)
+        node[keys[-1]] = merge(node.get(keys[-1]), value)
     return data
-
-
-# ---------------------------------------------------------------- per-task options (tsn.tasks)
-
-def task_options(raw: dict) -> dict:
-    """Check every ``<loss|eval>.options.<task>`` key against what its task declares
-    (unknown key: one line listing the valid ones); the task's loss / metric is built
-    once with them, so bad values fail here too. Returns ``raw``."""
-    from tsn.tasks import get_task
-
-    for section in ("loss", "eval"):
-        opts = (raw.get(section) or {}).get("options") if isinstance(raw.get(section), dict) else None
-        if not isinstance(opts, dict):
-            continue
-        for task, given in opts.items():
-            if not isinstance(given, dict):
-                raise ConfigError(f"{section}.options.{task}: expected a mapping of option: value, got {given!r}")
-            spec = get_task(str(task))
-            try:  # building checks the values too, before any work (validation's options as well)
-                if section == "loss":
-                    spec.build_loss(given)
-                else:
-                    for validation in (False, True):
-                        spec.metric_builder()(**spec.metric_kwargs(given, None, validation))
-            except ConfigError as e:
-                msg = str(e)
-                raise ConfigError(msg if msg.startswith(f"unknown {section}.options") else
-                                  f"{section}.options.{task}: {msg}") from None
-    return raw
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None, data: dict | None = None) -> Config:
     """Load, override, parse and check a config (keys, types, ranges; not names)."""
     raw = load_yaml_with_bases(path) if path is not None else migrate(Config, dict(data or {}))
-    raw = _strip_markers(apply_overrides(raw, overrides or []))
-    raw = task_options(raw)
+    raw = strip_markers(apply_overrides(raw, overrides or []))
     cfg = from_dict(Config, raw)
     if not cfg.name and path is not None:
         cfg.name = Path(path).stem
     validate(cfg)
     return cfg
-
-
-def check_ranges(obj: Any, prefix: str = "") -> None:
-    """Every number of dataclass ``obj`` (nested dataclasses included) finite and in its field's range."""
-    for f in dataclasses.fields(obj):
-        value = getattr(obj, f.name)
-        key = prefix + f.name
-        if dataclasses.is_dataclass(value):
-            check_ranges(value, key + ".")
-            continue
-        _check_value(value, key, f.metadata.get("range"))
-
-
-def _check_value(value: Any, key: str, rng: Range | None) -> None:
-    if isinstance(value, dict):
-        for k, v in value.items():
-            _check_value(v, f"{key}.{k}", rng)
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            _check_value(v, f"{key}[{i}]", rng)
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ConfigError(f"{key} must be a finite number, got {value}")
-        if rng is not None and not rng.contains(value):
-            raise ConfigError(f"{key} must be {rng}, got {value:g}")
 
 
 def validate(cfg: Config) -> None:
@@ -551,7 +311,6 @@ def to_yaml(cfg: Config) -> str:
 
 
 __all__ = [
-    "Config", "DataConfig", "EvalConfig", "LossConfig", "ModelConfig", "OptimConfig", "Range", "TrainConfig",
-    "apply_overrides", "check_ranges", "coerce", "from_dict", "load_config", "migrate", "option", "to_dict",
-    "to_yaml", "validate", "yaml_load",
+    "Config", "DataConfig", "EvalConfig", "LossConfig", "ModelConfig", "OptimConfig", "TrainConfig",
+    "apply_overrides", "load_config", "to_dict", "to_yaml", "validate", "yaml_load",
 ]

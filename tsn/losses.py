@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from tsn.errors import ConfigError
 from tsn.registry import Registry
-from tsn.tasks import IGNORE_INDEX, check_tasks, get_task
+from tsn.tasks import IGNORE_INDEX, Task, check_tasks, get_task
 
 LOSSES: Registry[Callable[..., Callable[[Tensor, Tensor], Tensor]]] = Registry("loss")
 
@@ -180,10 +180,17 @@ def _l1(task) -> VectorL1:
     return VectorL1()
 
 
-def build_loss(task: str, **opts) -> Callable[[Tensor, Tensor], Tensor]:
-    """The unweighted loss of one task, built as the task declares; ``opts`` are its
-    ``loss.options.<task>`` (e.g. ``pos_weight`` for edge), unknown ones fail."""
-    return get_task(task).build_loss(opts)
+def build_loss(task: str | Task, **opts) -> Callable[[Tensor, Tensor], Tensor]:
+    """The unweighted loss of one task, built as the task declares (a name in :data:`LOSSES`
+    or a builder); ``opts`` are its ``loss.options.<task>`` (e.g. ``pos_weight`` for edge),
+    unknown ones fail."""
+    spec = task if isinstance(task, Task) else get_task(task)
+    builder = LOSSES.get(spec.loss) if isinstance(spec.loss, str) else spec.loss
+    opts = spec.options("loss", opts)
+    try:
+        return builder(spec, **opts)
+    except TypeError as e:
+        raise ConfigError(f"bad option for the {spec.name} loss: {e}") from None
 
 
 class MultiTaskLoss(nn.Module):

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar, get_type_hints
 
 from tsn.errors import ConfigError
+from tsn.schema import check_ranges, coerce
 
 T = TypeVar("T")
 
@@ -60,8 +61,6 @@ def keyword_options(fn: Callable, given: dict[str, Any] | None, where: str, type
     names are refused listing the valid ones; with ``typed`` each value is
     coerced to its annotation (dataclasses included, ranges checked) and
     missing ones get their default, so the result can be passed as ``**kwargs``."""
-    from tsn.config import check_ranges, coerce
-
     given = dict(given or {})
     params = {p.name: p for p in inspect.signature(fn).parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY}
     unknown = sorted(set(given) - set(params))

@@ -16,6 +16,29 @@ from tsn.config import Config
 from tsn.errors import ConfigError
 
 
+def check_task_options(cfg: Config) -> None:
+    """Every ``<loss|eval>.options.<task>`` key against what its task declares (unknown key: one
+    line listing the valid ones); the task's loss / metric is built once with them, so bad values
+    fail here too (validation's options as well)."""
+    from tsn.losses import build_loss
+    from tsn.metrics import metric_class
+    from tsn.tasks import get_task
+
+    for section, options in (("loss", cfg.loss.options), ("eval", cfg.eval.options)):
+        for task, given in options.items():
+            spec = get_task(str(task))
+            try:
+                if section == "loss":
+                    build_loss(spec, **given)
+                else:
+                    for validation in (False, True):
+                        metric_class(spec)(**spec.metric_kwargs(given, None, validation))
+            except ConfigError as e:
+                msg = str(e)
+                raise ConfigError(msg if msg.startswith(f"unknown {section}.options") else
+                                  f"{section}.options.{task}: {msg}") from None
+
+
 def check_config(cfg: Config) -> Config:
     """Raise one-line ConfigErrors for unknown names and options; return ``cfg``."""
     from tsn.data import DATASETS, check_dataset_options
@@ -25,6 +48,7 @@ def check_config(cfg: Config) -> Config:
     from tsn.weighting import WEIGHTINGS
 
     check_model_config(cfg.model)
+    check_task_options(cfg)
     tasks = check_tasks(cfg.data.tasks)
     info = DATASETS.get(cfg.data.name, "data.name").info
     missing = [t for t in tasks if t not in info.tasks]
@@ -53,4 +77,4 @@ def check_config(cfg: Config) -> Config:
     return cfg
 
 
-__all__ = ["check_config"]
+__all__ = ["check_config", "check_task_options"]

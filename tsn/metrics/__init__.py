@@ -31,7 +31,7 @@ from tsn.metrics import saliency as _saliency  # noqa: F401
 from tsn.metrics import segmentation as _segmentation  # noqa: F401
 from tsn.metrics.base import METRICS, Metric
 from tsn.metrics.multitask import HEADLINE, delta_m, higher_is_better
-from tsn.tasks import check_tasks, get_task, task_names
+from tsn.tasks import Task, check_tasks, get_task, task_names
 
 
 def _accepted(cls) -> set[str]:
@@ -40,13 +40,19 @@ def _accepted(cls) -> set[str]:
 
 
 def _known_options() -> set[str]:
-    builders = {get_task(t).metric_builder() for t in task_names()} | {METRICS.get(n) for n in METRICS.names()}
+    builders = {metric_class(t) for t in task_names()} | {METRICS.get(n) for n in METRICS.names()}
     return set().union(*(_accepted(b) for b in builders))
+
+
+def metric_class(task: str | Task):
+    """The metric builder ``task`` declares (a name in :data:`METRICS` or a class)."""
+    spec = task if isinstance(task, Task) else get_task(task)
+    return METRICS.get(spec.metric) if isinstance(spec.metric, str) else spec.metric
 
 
 def build_metric(task: str, **opts) -> Metric:
     """A fresh metric for ``task``; options meant for other tasks are ignored."""
-    cls = get_task(task).metric_builder()
+    cls = metric_class(task)
     unknown = sorted(set(opts) - _known_options())
     if unknown:
         raise ConfigError(

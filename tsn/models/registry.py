@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from tsn.codes import CODES, build_codebook
-from tsn.config import ModelConfig, option
+from tsn.config import ModelConfig
+from tsn.schema import option
 from tsn.errors import ConfigError
 from tsn.models.base import MultiTaskModel
 from tsn.models.baselines import MultiDecoderNet, RCMNet, SingleTaskNet, TaskNormNet

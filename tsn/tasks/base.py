@@ -231,26 +231,6 @@ class Task:
             raise ConfigError(f"unknown {section}.options.{self.name} key(s) {', '.join(unknown)}; valid: {valid}")
         return {**declared, **given}
 
-    def build_loss(self, options: Mapping[str, Any] | None = None) -> Callable[[Tensor, Tensor], Tensor]:
-        builder = self.loss
-        if isinstance(builder, str):
-            from tsn.losses import LOSSES
-
-            builder = LOSSES.get(builder)
-        opts = self.options("loss", options)
-        try:
-            return builder(self, **opts)
-        except TypeError as e:
-            raise ConfigError(f"bad option for the {self.name} loss: {e}") from None
-
-    def metric_builder(self) -> Callable[..., Any]:
-        if isinstance(self.metric, str):
-            from tsn.metrics.base import METRICS
-            import tsn.metrics  # noqa: F401  (registers the built-in metrics)
-
-            return METRICS.get(self.metric)
-        return self.metric
-
     def metric_kwargs(self, options: Mapping[str, Any] | None = None, info: Any = None, validation: bool = False) -> dict:
         """The metric's keyword arguments from config options and the dataset's facts."""
         opts = self.options("eval", options)
