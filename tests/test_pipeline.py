@@ -140,7 +140,7 @@ def test_config_errors_name_the_key_and_valid_choices():
 
     with pytest.raises(ConfigError, match="unknown model 'tsm'; valid: .*tsn"):
         checked(tiny(model={"name": "tsm"}))
-    with pytest.raises(ConfigError, match="unknown dataset 'cityscapes'; valid: nyud, .*pascal, synthetic"):
+    with pytest.raises(ConfigError, match="unknown dataset 'cityscapes'; valid: bsds, nyud, .*pascal, synthetic"):
         checked(tiny(data={"name": "cityscapes"}))
     with pytest.raises(ConfigError, match="unknown task 'segm'; valid: edge, semseg"):
         checked(tiny(data={"tasks": ["segm"]}))
