@@ -320,7 +320,7 @@ def test_errors_are_one_line(tmp_path):
             build_dataset("bsds", root=bad, split="test")[0]
         assert match in one_line(e), str(e.value)
     gt.write_bytes(b"not a mat file")
-    with pytest.raises(DataError, match="cannot read the .mat file"):
+    with pytest.raises(DataError, match="unreadable .mat file"):
         build_dataset("bsds", root=bad, split="test")[0]
 
 

@@ -128,7 +128,7 @@ def test_errors_are_one_line(tmp_path, bsds_folder, capsys):
     scipy.io.savemat(gt / "100039.mat", {"seg": np.zeros((40, 56))})
     assert "neither groundTruth" in _one_error(capsys, pred, "--gt", gt)
     (gt / "100039.mat").write_bytes(b"garbage")
-    assert "cannot read the .mat" in _one_error(capsys, pred, "--gt", gt)
+    assert "unreadable .mat file" in _one_error(capsys, pred, "--gt", gt)
     # bad options and folders
     assert "thresholds" in _one_error(capsys, pred, "--gt", gt, "--thresholds", "many")
     assert "no such ground-truth folder" in _one_error(capsys, pred, "--gt", tmp_path / "nope")

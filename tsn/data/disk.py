@@ -74,6 +74,23 @@ def read_npy(path: Path) -> np.ndarray:
         raise DataError(f"unreadable array {path}: {e}") from None
 
 
+def read_mat(path: Path) -> dict:
+    """The variables of a MATLAB .mat file (v7 or older; v7.3 is HDF5 and refused by name)."""
+    import scipy.io as sio
+
+    try:
+        return sio.loadmat(str(path))
+    except NotImplementedError:
+        raise DataError(f"unreadable .mat file {path}: MATLAB v7.3 (HDF5) files are not read; save it with -v7") from None
+    except Exception as e:  # noqa: BLE001  (scipy raises many kinds for a damaged file)
+        raise DataError(f"unreadable .mat file {path}: {type(e).__name__}: {e}") from None
+
+
+def mat_variables(m: dict) -> str:
+    """The names of a .mat file's variables, for an error line."""
+    return ", ".join(k for k in m if not k.startswith("__")) or "none"
+
+
 def check_shape(arr: np.ndarray, hw: tuple[int, int], path: Path) -> None:
     if tuple(arr.shape[:2]) != tuple(hw):
         raise DataError(f"{path} is {arr.shape[0]}x{arr.shape[1]} but its image is {hw[0]}x{hw[1]}")

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from tsn.data import disk
 from tsn.data.base import DATASETS, DatasetInfo, MultiTaskDataset
 from tsn.data.disk import (
     check_files,
@@ -174,13 +175,8 @@ def detect_layout(root: Path, first_id: str, tasks, name: str) -> str:
 
 
 def read_mat(path: Path, key: str) -> np.ndarray:
-    import scipy.io as sio
-
-    try:
-        m = sio.loadmat(str(path))
-    except (OSError, ValueError, NotImplementedError, sio.matlab.MatReadError) as e:  # NotImplemented: v7.3 (HDF5)
-        raise DataError(f"unreadable .mat file {path}: {e}") from None
+    """Variable ``key`` of a .mat file (the release's NYUD labels and depth)."""
+    m = disk.read_mat(path)
     if key not in m:
-        found = ", ".join(k for k in m if not k.startswith("__")) or "none"
-        raise DataError(f"{path}: no variable {key!r} (found: {found})")
+        raise DataError(f"{path}: no variable {key!r} (found: {disk.mat_variables(m)})")
     return np.asarray(m[key])

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tsn.data.disk import mat_variables, read_mat, read_npy, read_png
 from tsn.errors import DataError
 from tsn.metrics.boundary import seg2bmap
 from tsn.metrics.edge_protocols import EdgeProtocol, get_protocol
@@ -67,15 +68,11 @@ def _from_integers(a: np.ndarray, path: Path, what: str) -> np.ndarray:
                     "unsigned integers, or floats in [0, 1]")
 
 
-def _loadmat(path: Path) -> dict:
-    import scipy.io
-
-    try:
-        return scipy.io.loadmat(path)
-    except NotImplementedError:
-        raise DataError(f"{path}: MATLAB v7.3 (HDF5) .mat files are not read; save it with -v7") from None
-    except Exception as e:  # noqa: BLE001  (scipy raises many kinds)
-        raise DataError(f"{path}: cannot read the .mat file ({type(e).__name__}: {e})") from None
+def _soft(a: np.ndarray, path: Path, what: str) -> np.ndarray:
+    """A stored map as the protocols take it: floats (and booleans) in [0, 1], or integers."""
+    if a.dtype.kind == "f" or a.dtype == bool:
+        return _unit_range(a, path, what)
+    return _from_integers(a, path, what)
 
 
 def read_prediction(path: Path, shape: tuple[int, int] | None = None) -> np.ndarray:
@@ -95,17 +92,12 @@ def read_prediction(path: Path, shape: tuple[int, int] | None = None) -> np.ndar
             raise DataError(f"{path}: expected an 8-bit or 16-bit grayscale PNG, got mode {mode} {a.dtype} {a.shape}")
         return _from_integers(a, path, "PNG")
     if path.suffix == ".npy":
-        try:
-            a = np.load(path, allow_pickle=False)
-        except Exception as e:  # noqa: BLE001
-            raise DataError(f"{path}: cannot read the .npy file ({type(e).__name__}: {e})") from None
+        a = read_npy(path)
         if a.ndim != 2:
             raise DataError(f"{path}: expected a 2-D edge map, got shape {a.shape}")
-        if a.dtype.kind == "f" or a.dtype == bool:
-            return _unit_range(a, path, "the map")
-        return _from_integers(a, path, "array")
+        return _soft(a, path, "the map" if a.dtype.kind == "f" else "array")
     if path.suffix == ".mat":
-        m = _loadmat(path)
+        m = read_mat(path)
         if "ucm2" in m:
             u = np.asarray(m["ucm2"])
             if u.ndim != 2 or u.dtype.kind not in "fiub":
@@ -120,12 +112,9 @@ def read_prediction(path: Path, shape: tuple[int, int] | None = None) -> np.ndar
         maps = {k: np.asarray(v) for k, v in m.items()
                 if not k.startswith("__") and isinstance(v, np.ndarray) and v.ndim == 2 and v.dtype.kind in "fiub"}
         if len(maps) != 1:
-            keys = ", ".join(k for k in m if not k.startswith("__")) or "none"
-            raise DataError(f"{path}: expected 'ucm2' or exactly one 2-D numeric variable, found: {keys}")
+            raise DataError(f"{path}: expected 'ucm2' or exactly one 2-D numeric variable, found: {mat_variables(m)}")
         (name, a), = maps.items()
-        if a.dtype.kind == "f" or a.dtype == bool:
-            return _unit_range(a, path, name)
-        return _from_integers(a, path, name)
+        return _soft(a, path, name)
     raise DataError(f"{path}: not a prediction file; valid: {', '.join(PREDICTION_SUFFIXES)}")
 
 
@@ -147,7 +136,7 @@ def read_annotations(path: Path, loaded: dict | None = None) -> list[tuple[np.nd
     SEISM's ``gt_seg`` copy, whose Boundaries are ``seg2bmap``); all 2-D and of one size.
     ``loaded``: the file's variables when the caller has read them already."""
     path = Path(path)
-    m = _loadmat(path) if loaded is None else loaded
+    m = read_mat(path) if loaded is None else loaded
     out: list[tuple[np.ndarray | None, np.ndarray | None]] = []
     if "groundTruth" in m:
         try:
@@ -166,8 +155,7 @@ def read_annotations(path: Path, loaded: dict | None = None) -> list[tuple[np.nd
         segs = [np.asarray(x) for x in np.asarray(m["gt_seg"], dtype=object).ravel()]
         out = [(x, seg2bmap(x) if x.ndim == 2 else None) for x in segs]
     else:
-        keys = ", ".join(k for k in m if not k.startswith("__")) or "none"
-        raise DataError(f"{path}: no groundTruth (BSDS500) or gt_seg (SEISM) cell in it (variables: {keys})")
+        raise DataError(f"{path}: no groundTruth (BSDS500) or gt_seg (SEISM) cell in it (variables: {mat_variables(m)})")
     if not out:
         raise DataError(f"{path}: the ground truth holds no annotator")
     shapes = {a.shape for pair in out for a in pair if a is not None}
@@ -183,25 +171,19 @@ def read_ground_truth(path: Path, protocol: str | EdgeProtocol) -> list[np.ndarr
     path = Path(path)
     protocol = get_protocol(protocol)
     if path.suffix == ".png":
-        from PIL import Image
-
-        try:
-            with Image.open(path) as im:
-                a = np.array(im)
-        except Exception as e:  # noqa: BLE001
-            raise DataError(f"{path}: cannot read the ground truth ({type(e).__name__}: {e})") from None
+        a = read_png(path)
         if a.ndim != 2:
             raise DataError(f"{path}: expected a single-channel boundary PNG, got shape {a.shape}")
         return [a > 0]
-    m = _loadmat(path)
+    m = read_mat(path)
     if "LabelMap" in m and "groundTruth" not in m:
         lab = np.asarray(m["LabelMap"])
         if lab.ndim != 2:
             raise DataError(f"{path}: LabelMap must be 2-D, got {lab.shape}")
         return [seg2bmap(lab)]
     if "groundTruth" not in m and "gt_seg" not in m:
-        keys = ", ".join(k for k in m if not k.startswith("__")) or "none"
-        raise DataError(f"{path}: neither groundTruth (BSDS500) nor LabelMap (PASCAL-Context) in it (variables: {keys})")
+        raise DataError(f"{path}: neither groundTruth (BSDS500) nor LabelMap (PASCAL-Context) in it "
+                        f"(variables: {mat_variables(m)})")
     try:
         return [protocol.annotator(seg, bdry, where=f"{path}: annotator {i + 1}")
                 for i, (seg, bdry) in enumerate(read_annotations(path, m))]
